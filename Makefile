@@ -1,0 +1,47 @@
+# The Milwaukee AIM data platform. `make demo` runs the pipeline, `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+
+.PHONY: demo test install lock warehouse-url psql warehouse-stop airflow-ui clean
+
+demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
+	$(BIN)/python -m aim_demo demo
+
+test: $(STAMP) ## run the test suite (real PostgreSQL, real S3 server, real DAG runs)
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+lock: ## re-resolve the pinned set after changing requirements.txt
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	.venv-lock/bin/python -m pip install --quiet -r requirements.txt
+	{ echo "# Full pinned set (pip freeze of a fresh install of requirements.txt on Python 3.11)."; \
+	  echo "# Regenerate: make lock"; .venv-lock/bin/python -m pip freeze; } > constraints.txt
+	rm -rf .venv-lock
+
+warehouse-url: $(STAMP) ## print the warehouse URL (starts the embedded server if needed)
+	@$(BIN)/python -m aim_demo url
+
+psql: $(STAMP) ## open psql on the warehouse
+	$(BIN)/python -m aim_demo psql
+
+warehouse-stop: $(STAMP) ## stop the embedded warehouse server
+	$(BIN)/python -m aim_demo stop
+
+airflow-ui: $(STAMP) ## the Airflow UI on http://localhost:8080 (airflow standalone) over the demo setup
+	$(BIN)/python -m aim_demo standalone
+
+clean: ## remove local state (warehouse data, exports, Airflow home); keeps the virtualenv
+	-$(BIN)/python -m aim_demo stop
+	rm -rf .aim

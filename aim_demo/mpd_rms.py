@@ -1,0 +1,161 @@
+"""The police records management system (RMS), simulated as its own PostgreSQL database.
+
+`seed()` loads the real WIBR extract (`aim_demo/data/wibr_2023.csv`) into `rms.incident`, typed
+as a records system would keep it, with an `updated_at` that incremental extraction follows.
+`add_incidents()` and `amend_incidents()` make the new and changed records a later run picks up.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import psycopg2
+
+from aim_demo.databases import database_url, ensure_database, libpq_dsn
+
+DATABASE = "mpd_rms"
+WIBR_CSV = Path(__file__).parent / "data" / "wibr_2023.csv"
+
+# WIBR column -> RMS column, in table order.
+COLUMNS = {
+    "IncidentNum": "incident_num", "ReportedDateTime": "reported_at", "Location": "location",
+    "WeaponUsed": "weapon_used", "ALD": "ald", "NSP": "nsp", "POLICE": "police", "TRACT": "tract",
+    "WARD": "ward", "ZIP": "zip", "RoughX": "rough_x", "RoughY": "rough_y", "Arson": "arson",
+    "AssaultOffense": "assault_offense", "Burglary": "burglary", "CriminalDamage": "criminal_damage",
+    "Homicide": "homicide", "LockedVehicle": "locked_vehicle", "Robbery": "robbery",
+    "SexOffense": "sex_offense", "Theft": "theft", "VehicleTheft": "vehicle_theft",
+}
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS rms;
+CREATE TABLE IF NOT EXISTS rms.incident (
+    incident_num    varchar(20) PRIMARY KEY,
+    reported_at     timestamp NOT NULL,
+    location        text,
+    weapon_used     text,
+    ald             smallint,
+    nsp             smallint,
+    police          smallint,
+    tract           varchar(10),
+    ward            varchar(10),
+    zip             varchar(10),
+    rough_x         double precision,
+    rough_y         double precision,
+    arson           smallint NOT NULL DEFAULT 0,
+    assault_offense smallint NOT NULL DEFAULT 0,
+    burglary        smallint NOT NULL DEFAULT 0,
+    criminal_damage smallint NOT NULL DEFAULT 0,
+    homicide        smallint NOT NULL DEFAULT 0,
+    locked_vehicle  smallint NOT NULL DEFAULT 0,
+    robbery         smallint NOT NULL DEFAULT 0,
+    sex_offense     smallint NOT NULL DEFAULT 0,
+    theft           smallint NOT NULL DEFAULT 0,
+    vehicle_theft   smallint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS incident_updated_at ON rms.incident (updated_at);
+"""
+
+
+def read_wibr(path: Path = WIBR_CSV) -> list[dict[str, str | None]]:
+    """The WIBR extract's rows with RMS column names; empty strings become None.
+
+    `newline=""` lets the csv module take the file's bare `\\r` line endings (and any quoted
+    newline inside a field) as the file means them.
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: WIBR columns missing: {sorted(missing)}")
+        return [{COLUMNS[k]: (v if v != "" else None) for k, v in row.items() if k in COLUMNS} for row in reader]
+
+
+def seed(server_url: str, wibr: Path = WIBR_CSV) -> int:
+    """Create the `mpd_rms` database and load every WIBR incident not already in it; returns rows added.
+
+    `updated_at` of a seeded incident is one hour after it was reported (Milwaukee time), so
+    seeding is deterministic and reruns add nothing.
+    """
+    ensure_database(server_url, DATABASE)
+    rows = read_wibr(wibr)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(COLUMNS.values())
+    for row in rows:
+        writer.writerow([row[n] for n in names])
+    buffer.seek(0)
+    conn = psycopg2.connect(libpq_dsn(database_url(server_url, DATABASE)))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(SCHEMA_SQL)
+            cur.execute("CREATE TEMP TABLE wibr_load (LIKE rms.incident INCLUDING DEFAULTS) ON COMMIT DROP")
+            cur.copy_expert(f"COPY wibr_load ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cur.execute(
+                f"""
+                INSERT INTO rms.incident ({', '.join(names)}, updated_at)
+                SELECT {', '.join(names)}, (reported_at + interval '1 hour') AT TIME ZONE 'America/Chicago'
+                FROM wibr_load
+                ON CONFLICT (incident_num) DO NOTHING
+                """
+            )
+            return cur.rowcount
+    finally:
+        conn.close()
+
+
+def source_url(server_url: str) -> str:
+    """libpq URL of the RMS database, the form an Airflow connection (AIRFLOW_CONN_MPD_RMS) takes."""
+    return libpq_dsn(database_url(server_url, DATABASE))
+
+
+def add_incidents(server_url: str, count: int, prefix: str = "DEMO") -> list[str]:
+    """Insert `count` new incidents reported now (copies of real ones, new numbers); returns their numbers."""
+    conn = psycopg2.connect(source_url(server_url))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                WITH template AS (
+                    SELECT * FROM rms.incident ORDER BY incident_num LIMIT %(count)s
+                ), numbered AS (
+                    SELECT t.*, %(prefix)s || to_char(clock_timestamp(), 'YYMMDDHH24MISS')
+                           || lpad(row_number() OVER ()::text, 4, '0') AS new_num
+                    FROM template t
+                )
+                INSERT INTO rms.incident (incident_num, reported_at, location, weapon_used, ald, nsp, police, tract,
+                    ward, zip, rough_x, rough_y, arson, assault_offense, burglary, criminal_damage, homicide,
+                    locked_vehicle, robbery, sex_offense, theft, vehicle_theft, updated_at)
+                SELECT new_num, date_trunc('second', (now() AT TIME ZONE 'America/Chicago') - interval '1 hour'), location, weapon_used, ald,
+                       nsp, police, tract, ward, zip, rough_x, rough_y, arson, assault_offense, burglary,
+                       criminal_damage, homicide, locked_vehicle, robbery, sex_offense, theft, vehicle_theft,
+                       clock_timestamp()
+                FROM numbered
+                RETURNING incident_num
+                """,
+                {"count": count, "prefix": prefix},
+            )
+            return sorted(r[0] for r in cur.fetchall())
+    finally:
+        conn.close()
+
+
+def amend_incidents(server_url: str, incident_nums: list[str], **changes) -> None:
+    """Change fields of existing incidents as the RMS would, moving their `updated_at` to now."""
+    allowed = set(COLUMNS.values()) - {"incident_num"}
+    if not changes or set(changes) - allowed:
+        raise ValueError(f"changes must name RMS columns among {sorted(allowed)}")
+    assignments = ", ".join(f"{name} = %({name})s" for name in changes)  # names from the allow-list
+    conn = psycopg2.connect(source_url(server_url))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE rms.incident SET {assignments}, updated_at = clock_timestamp() "
+                "WHERE incident_num = ANY(%(nums)s)",
+                {**changes, "nums": list(incident_nums)},
+            )
+            if cur.rowcount != len(set(incident_nums)):
+                raise ValueError(f"expected {len(set(incident_nums))} incidents, updated {cur.rowcount}")
+    finally:
+        conn.close()

@@ -1,0 +1,116 @@
+"""Turns each source configuration file into one ingest DAG.
+
+The DAG's tasks are thin wrappers around `aim.pipeline`; nothing here opens a connection or
+reads an Airflow Variable, so parsing stays fast and never fails for want of a server.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from airflow.sdk import DAG, task
+
+from aim import pipeline, settings
+from aim.sources import SourceConfig, load_source_config, source_config_paths
+
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def dag_id_for(config: SourceConfig) -> str:
+    return f"ingest_{config.source}"
+
+
+def _tag(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _on_task_failure(config: SourceConfig):
+    def callback(context) -> None:
+        """Record the failed run in ops.run_log with the reason (runs in the worker, beside the task)."""
+        try:
+            pipeline.record_failure(
+                config,
+                run_id=context["run_id"],
+                task_id=context["task_instance"].task_id,
+                error=context.get("exception"),
+            )
+        except Exception:  # the callback must never hide the task's own failure
+            import logging
+
+            logging.getLogger(__name__).exception("could not record the failure of %s", config.source)
+
+    return callback
+
+
+def build_ingest_dag(config: SourceConfig) -> DAG:
+    """One DAG: start → extract_and_land → validate → merge → export → finish, for one source."""
+    with DAG(
+        dag_id=dag_id_for(config),
+        description=f"{config.department}: {config.system}",
+        schedule=config.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,  # runs of one source share its watermark: one at a time
+        tags=["ingest", f"department:{_tag(config.department)}", f"kind:{config.kind}"],
+        default_args={
+            "owner": config.owner,
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=2),
+            "retry_exponential_backoff": True,
+            "on_failure_callback": _on_task_failure(config),
+        },
+        doc_md=(
+            f"### {config.department}: {config.system}\n\n{config.description}\n\n"
+            f"Source `{config.source}` ({config.kind}, connection `{config.connection_id}`), "
+            f"checked by `expectations/{config.expectation_suite}`, merged into `core.{config.source}`."
+        ),
+    ) as dag:
+
+        @task
+        def start_run(**context) -> str:
+            return pipeline.start_run(
+                config, run_id=context["run_id"], dag_id=context["dag"].dag_id,
+                logical_date=context.get("logical_date"),
+            )
+
+        @task
+        def extract_and_land(batch_id: str, **context) -> dict:
+            from airflow.sdk import Connection
+
+            from aim.db import url_from_airflow_connection
+
+            source_url = url_from_airflow_connection(Connection.get(config.connection_id))
+            return pipeline.extract_and_land(config, source_url=source_url, run_id=context["run_id"], batch_id=batch_id)
+
+        @task(retries=0)  # a failed quality gate is not transient: retrying would fail the same way
+        def validate(batch_id: str, **context) -> dict:
+            return pipeline.validate(config, run_id=context["run_id"], batch_id=batch_id)
+
+        @task
+        def merge(batch_id: str, **context) -> dict:
+            return pipeline.merge(config, run_id=context["run_id"], batch_id=batch_id)
+
+        @task
+        def export(**context) -> dict:
+            return pipeline.export(config, run_id=context["run_id"])
+
+        @task
+        def finish_run(**context) -> None:
+            pipeline.finish_run(config, run_id=context["run_id"])
+
+        batch_id = start_run()
+        landed = extract_and_land(batch_id)
+        validated = validate(batch_id)
+        merged = merge(batch_id)
+        landed >> validated >> merged >> export() >> finish_run()
+    return dag
+
+
+def build_ingest_dags(folder: Path | None = None) -> dict[str, DAG]:
+    """An ingest DAG for every source configuration file in `folder` (default `dags/sources`)."""
+    dags = {}
+    for path in source_config_paths(folder or settings.sources_dir()):
+        config = load_source_config(path)
+        dags[dag_id_for(config)] = build_ingest_dag(config)
+    return dags

@@ -1,0 +1,81 @@
+"""Database connections: SQLAlchemy engines and raw psycopg2 connections for COPY."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+# Airflow connection types -> SQLAlchemy drivers that ship with the platform's pinned set.
+_DRIVERS = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mssql": "mssql+pymssql",
+    "sqlite": "sqlite",
+}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """The URL with an explicit driver: bare `postgres(ql)://` means psycopg2, never psycopg 3."""
+    url = make_url(url)
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def engine(url: str | URL) -> sa.Engine:
+    """An engine for `url` that checks pooled connections before use."""
+    return sa.create_engine(normalize_url(url), pool_pre_ping=True, future=True)
+
+
+def url_from_airflow_connection(conn: Any) -> URL:
+    """SQLAlchemy URL for an Airflow connection (Task SDK `Connection`): type, host, login, schema.
+
+    The password travels inside the URL object only; render it with `hide_password=True`.
+    """
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type not in _DRIVERS:
+        raise ValueError(
+            f"connection {conn.conn_id!r} has type {conn_type!r}; supported SQL types: {sorted(_DRIVERS)}"
+        )
+    query = {}
+    host = conn.host or None
+    if host and host.startswith("/"):  # a Unix-socket directory
+        query["host"], host = host, None
+    return URL.create(
+        _DRIVERS[conn_type],
+        username=conn.login or None,
+        password=conn.password or None,
+        host=host,
+        port=conn.port or None,
+        database=conn.schema or None,
+        query=query,
+    )
+
+
+@contextmanager
+def raw_connection(eng: sa.Engine) -> Iterator[Any]:
+    """A DBAPI (psycopg2) connection in one transaction: committed on success, rolled back on error."""
+    conn = eng.raw_connection()
+    try:
+        yield conn.driver_connection
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(url: str | URL) -> Iterator[Any]:
+    """A fresh DBAPI connection to `url` in one transaction (commit on success, rollback on error), then closed."""
+    eng = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with raw_connection(eng) as conn:
+            yield conn
+    finally:
+        eng.dispose()

@@ -1,0 +1,139 @@
+"""The steps of an ingest run, one function per Airflow task, each safe to rerun.
+
+Every step opens its own warehouse transaction; what a task returns (and so what XCom holds) is
+ids and counts only, never credentials or rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from aim import db, runlog, settings
+from aim.export import export_csv
+from aim.extract.sql import Extraction, format_watermark, parse_watermark
+from aim.merge import merge_batch
+from aim.migrations import migrate
+from aim.sources import SourceConfig
+from aim.staging import copy_chunks, discard_batch
+from aim.storage import target_from_url
+from aim.tables import ensure_tables
+
+
+class QualityGateFailed(RuntimeError):
+    """A batch failed a critical expectation; the message names the source, batch and expectations."""
+
+
+def batch_id_for(source: str, run_id: str) -> str:
+    """A batch id that is the same on every retry of a run and different for every run.
+
+    Readable first (source and run timestamp), with a hash of the full run id for uniqueness.
+    """
+    stamp = re.sub(r"[^0-9T]", "", run_id.split("__")[-1])[:15] or "run"
+    digest = hashlib.sha256(f"{source}|{run_id}".encode()).hexdigest()[:8]
+    return f"{source}-{stamp}-{digest}"
+
+
+def start_run(config: SourceConfig, *, run_id: str, dag_id: str, logical_date: Any) -> str:
+    """Bring the warehouse schema up to date, create the source's tables, log the run; returns the batch id."""
+    url = settings.warehouse_url()
+    migrate(url)
+    batch_id = batch_id_for(config.source, run_id)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        ensure_tables(cur, config)
+        runlog.start_run(
+            cur, source=config.source, run_id=run_id, dag_id=dag_id, batch_id=batch_id, logical_date=logical_date
+        )
+    return batch_id
+
+
+def extract_and_land(config: SourceConfig, *, source_url: Any, run_id: str, batch_id: str) -> dict[str, Any]:
+    """Stream rows changed since the watermark from the source into `staging` by COPY.
+
+    A retried landing first removes what an earlier attempt of the same batch landed.
+    """
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        since = parse_watermark(runlog.read_watermark(cur, config.source), config.column(config.extract.watermark_column).type)
+        discard_batch(cur, config.staging_table, batch_id)
+        extraction = Extraction(config, source_url, since)
+        rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id, extraction.chunks())
+        max_watermark = format_watermark(extraction.max_watermark) if extraction.max_watermark is not None else None
+        runlog.register_batch(
+            cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=rows, max_watermark=max_watermark
+        )
+        runlog.update_run(cur, source=config.source, run_id=run_id, rows_extracted=rows)
+    return {"batch_id": batch_id, "rows_extracted": rows, "since": format_watermark(since) if since else None,
+            "max_watermark": max_watermark}
+
+
+def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:
+    """Run the source's expectation suite on the landed batch, in the database; store every result.
+
+    A failed critical expectation quarantines the batch (its rows stay in staging) and raises
+    `QualityGateFailed`; core, the watermark and the exports are not touched.
+    """
+    from aim import quality  # great_expectations is heavy: import it in the task, never at parse time
+
+    url = settings.warehouse_url()
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        batch = runlog.batch_status(cur, batch_id)
+        if batch is None:
+            raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
+        if batch["rows_landed"] == 0:  # nothing changed at the source: nothing to check, nothing to merge
+            runlog.mark_validated(cur, batch_id)
+            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", rows_rejected=0)
+            return {"batch_id": batch_id, "expectations": 0, "failed": 0}
+    outcome = quality.validate_batch(url, config, batch_id=batch_id)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        runlog.record_quality_results(
+            cur, [{**r, "source": config.source, "batch_id": batch_id, "run_id": run_id, "suite": outcome.suite}
+             for r in outcome.results]
+        )
+        if outcome.success:
+            runlog.mark_validated(cur, batch_id)
+            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", rows_rejected=0)
+        else:
+            message = outcome.failure_message(config.source, batch_id)
+            runlog.quarantine_batch(cur, batch_id, message)
+            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="failed", message=message)
+    if not outcome.success:
+        raise QualityGateFailed(message)
+    return {"batch_id": batch_id, "expectations": len(outcome.results), "failed": 0}
+
+
+def merge(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:
+    """Merge the validated batch into core and advance the watermark, in one transaction."""
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        loaded = merge_batch(cur, config, batch_id, run_id)
+        runlog.update_run(cur, source=config.source, run_id=run_id, rows_loaded=loaded)
+    return {"batch_id": batch_id, "rows_loaded": loaded}
+
+
+def export(config: SourceConfig, *, run_id: str) -> dict[str, Any]:
+    """Publish the source's public data set from core to AIM_EXPORT_URL (skipped when unchanged)."""
+    if config.export is None:
+        return {"dataset": None}
+    target = target_from_url(settings.export_url())
+    url = settings.warehouse_url()
+    with db.transaction(url) as conn:
+        result = export_csv(conn, config.export.dataset, config.export.query, target)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        runlog.update_run(cur, source=config.source, run_id=run_id, rows_exported=result.rows)
+    return result.as_dict()
+
+
+def finish_run(config: SourceConfig, *, run_id: str) -> None:
+    """Mark the run successful."""
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        runlog.update_run(cur, source=config.source, run_id=run_id, status="success")
+
+
+def record_failure(config: SourceConfig, *, run_id: str, task_id: str, error: BaseException | None) -> None:
+    """Mark the run failed with a message naming the source, the task and the reason.
+
+    A quality failure's own message (already stored by `validate`) is kept as it is.
+    """
+    reason = str(error) if error is not None else "unknown error"
+    message = reason if isinstance(error, QualityGateFailed) else f"source {config.source}, task {task_id}: {reason}"
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        runlog.update_run(cur, source=config.source, run_id=run_id, status="failed", message=message[:4000])

@@ -1,0 +1,156 @@
+"""Validating a landed batch with its Great Expectations 1.x suite, inside PostgreSQL.
+
+The suite is reviewed JSON in `expectations/`. GX turns each expectation into aggregate SQL on
+`staging.<source>` restricted to the batch (`_batch_id`), so no rows are pulled into pandas.
+Each expectation carries GX's own `severity`: `critical` blocks the batch, `warning` is
+recorded and the batch goes on.
+
+Import this module inside a task only: importing great_expectations takes seconds.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aim import settings
+from aim.sources import SourceConfig
+from aim.tables import BATCH_COLUMN
+
+# GX's docs decorators log hundreds of "Skipping registering function" lines under Airflow's logging.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+import warnings  # noqa: E402
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.core.partitioners import PartitionerColumnValue  # noqa: E402
+from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning  # noqa: E402
+
+# GX sets this logger to INFO itself at import time; add_sql on a PostgreSQL URL warns that
+# add_postgres exists, but add_postgres refuses Unix-socket URLs, which the warehouse may use.
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", category=GxDatasourceWarning)
+
+SAMPLE_SIZE = 10
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used as it is; the message names the file."""
+
+
+@dataclass
+class ValidationOutcome:
+    """Per-expectation results of one batch, and whether its critical expectations all passed."""
+
+    suite: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_critical(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["success"] and r["severity"] == "critical"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["success"] and r["severity"] != "critical"]
+
+    @property
+    def success(self) -> bool:
+        return not self.failed_critical
+
+    def failure_message(self, source: str, batch_id: str) -> str:
+        """One message that names the source, the batch and every failed critical expectation."""
+        parts = []
+        for r in self.failed_critical:
+            what = r["expectation"] + (f" on {r['column_name']}" if r["column_name"] else "")
+            if r.get("description"):
+                what += f" ({r['description']})"
+            detail = []
+            if r.get("unexpected_count") is not None:
+                detail.append(f"{r['unexpected_count']} unexpected")
+            if r.get("unexpected_sample"):
+                detail.append(f"e.g. {json.dumps(r['unexpected_sample'][:3], default=str)}")
+            if r.get("error"):
+                detail.append(f"error: {r['error']}")
+            parts.append(what + (": " + ", ".join(detail) if detail else ""))
+        return (
+            f"quality gate failed for source {source}, batch {batch_id}: "
+            f"{len(parts)} critical expectation(s) of suite {self.suite} failed: " + "; ".join(parts)
+        )
+
+
+def load_suite(path: Path) -> "gx.ExpectationSuite":
+    """The suite stored at `path`; every expectation in the file must load (GX drops bad ones silently)."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SuiteError(f"{path}: cannot read the suite: {err}") from err
+    suite = gx.ExpectationSuite(**raw)
+    if len(suite.expectations) != len(raw.get("expectations", [])):
+        raise SuiteError(
+            f"{path}: only {len(suite.expectations)} of {len(raw.get('expectations', []))} expectations are valid"
+        )
+    return suite
+
+
+def _sample(result: dict[str, Any]) -> list[Any] | None:
+    sample = result.get("partial_unexpected_list")
+    if sample is None:
+        rows = (result.get("details") or {}).get("unexpected_rows")
+        if rows:
+            sample = rows
+    if sample is None:
+        return None
+    return json.loads(json.dumps(sample[:SAMPLE_SIZE], default=str))
+
+
+def _row(validation_result) -> dict[str, Any]:
+    config = validation_result.expectation_config
+    result = validation_result.result or {}
+    exception = validation_result.exception_info or {}
+    error = exception.get("exception_message") if exception.get("raised_exception") else None
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    unexpected_count = result.get("unexpected_count")
+    if unexpected_count is None and config.type == "unexpected_rows_expectation":
+        unexpected_count = result.get("observed_value")  # its observed value is the count of offending rows
+    return {
+        "expectation": config.type,
+        "description": config.description,
+        "column_name": kwargs.get("column"),
+        "kwargs": json.loads(json.dumps(kwargs, default=str)),
+        "severity": config.severity.value if config.severity else "critical",
+        "success": bool(validation_result.success),
+        "observed_value": json.loads(json.dumps(result.get("observed_value"), default=str)),
+        "unexpected_count": unexpected_count,
+        "unexpected_sample": _sample(result),
+        "error": error,
+    }
+
+
+def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str) -> ValidationOutcome:
+    """Run the source's suite on one landed batch of `staging.<source>`; returns every result.
+
+    Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
+    not an exception.
+    """
+    suite_path = settings.expectations_dir() / config.expectation_suite
+    suite = load_suite(suite_path)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_sql(name="warehouse", connection_string=warehouse_url)
+    schema, table = config.staging_table
+    asset = source.add_table_asset(name=config.source, table_name=table, schema_name=schema)
+    batches = asset.add_batch_definition(
+        name="by_batch",
+        partitioner=PartitionerColumnValue(column_name=BATCH_COLUMN),
+        validate_partitioner=False,  # GX only checks date partitioners; a text batch id is what we want
+    )
+    suite = context.suites.add(suite)
+    batch = batches.get_batch(batch_parameters={BATCH_COLUMN: batch_id})
+    result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+    outcome = ValidationOutcome(suite=suite.name, results=[_row(r) for r in result.results])
+    for r in outcome.results:  # an expectation that errored (bad SQL, missing column) counts as failed
+        if r["error"]:
+            r["success"] = False
+    return outcome

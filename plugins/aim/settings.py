@@ -1,0 +1,50 @@
+"""Runtime settings, read from the environment at call time (never at DAG parse time).
+
+| variable            | meaning                                                         |
+| ------------------- | --------------------------------------------------------------- |
+| AIM_WAREHOUSE_URL   | SQLAlchemy URL of the warehouse (required inside tasks)          |
+| AIM_EXPORT_URL      | export target: a folder path or `s3://bucket/prefix`            |
+| AIM_PROJECT_ROOT    | folder holding `sql/`, `expectations/` (default: this checkout)  |
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT_DEFAULT = Path(__file__).resolve().parents[2]
+
+
+def project_root() -> Path:
+    """Folder that holds `sql/`, `expectations/` and `dags/`."""
+    return Path(os.environ.get("AIM_PROJECT_ROOT") or PROJECT_ROOT_DEFAULT)
+
+
+def sql_dir() -> Path:
+    """Folder of the project's SQL files."""
+    return project_root() / "sql"
+
+
+def expectations_dir() -> Path:
+    """Folder of the Great Expectations suites, one JSON file per source."""
+    return project_root() / "expectations"
+
+
+def sources_dir() -> Path:
+    """Folder of the source configuration files, one YAML file per source."""
+    return project_root() / "dags" / "sources"
+
+
+def warehouse_url() -> str:
+    """The warehouse's SQLAlchemy URL; a clear error when it is not configured."""
+    url = os.environ.get("AIM_WAREHOUSE_URL")
+    if not url:
+        raise RuntimeError(
+            "AIM_WAREHOUSE_URL is not set: point it at the warehouse "
+            "(e.g. postgresql+psycopg2://user@host:5432/aim); `make demo` sets it for the embedded one"
+        )
+    return url
+
+
+def export_url() -> str:
+    """Where exports go: a local folder or `s3://bucket/prefix` (default: `<project>/.aim/exports`)."""
+    return os.environ.get("AIM_EXPORT_URL") or str(project_root() / ".aim" / "exports")
