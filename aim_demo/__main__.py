@@ -5,6 +5,7 @@
   url      print the warehouse URL
   psql     open psql on the warehouse
   stop     stop the embedded warehouse server
+  standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
 """
 from __future__ import annotations
 
@@ -21,10 +22,22 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([airflow, *args], env={**os.environ, **env}, text=True, capture_output=True)
 
 
+def _environment(warehouse: str) -> dict[str, str]:
+    env = {
+        **local.airflow_environment(),
+        "AIM_WAREHOUSE_URL": warehouse,
+        "AIM_EXPORT_URL": os.environ.get("AIM_EXPORT_URL") or str(local.STATE_DIR / "exports"),
+    }
+    if "AIRFLOW_CONN_MPD_RMS" not in os.environ:
+        env["AIRFLOW_CONN_MPD_RMS"] = local.rms_url(warehouse)
+    return env
+
+
 def demo() -> int:
     """Run the pipeline end to end on the local environment; non-zero exit when a run failed."""
     warehouse = local.warehouse_url()
-    env = local.airflow_environment(warehouse)
+    env = _environment(warehouse)
+    seed_rms = "AIRFLOW_CONN_MPD_RMS" not in os.environ
     os.environ.update(env)  # aim.* below reads the same settings as the Airflow tasks
 
     from aim import settings
@@ -34,9 +47,8 @@ def demo() -> int:
     from aim_demo.summary import print_summary
 
     migrate(warehouse)
-    if "AIRFLOW_CONN_MPD_RMS" not in os.environ:
-        added = mpd_rms.seed(local.server_of(warehouse))
-        env["AIRFLOW_CONN_MPD_RMS"] = mpd_rms.source_url(local.server_of(warehouse))
+    if seed_rms:
+        added = mpd_rms.seed(env["AIRFLOW_CONN_MPD_RMS"])
         print(f"police records system (mpd_rms): {added} incidents seeded")
 
     print("preparing Airflow's metadata database (airflow db migrate) ...", flush=True)
@@ -57,10 +69,11 @@ def demo() -> int:
         log_path.write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             failed.append((dag_id, log_path))
-    print_summary(warehouse, [c.source for c in configs], since_epoch=started)
+    runs = print_summary(warehouse, [c.source for c in configs], since_epoch=started)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)
-    return 1 if failed else 0
+    succeeded = {r["source"] for r in runs if r["status"] == "success"}
+    return 0 if not failed and succeeded == {c.source for c in configs} else 1
 
 
 def main(argv: list[str]) -> int:
@@ -72,6 +85,10 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "psql":
         return subprocess.call(local.psql_command(local.warehouse_url()))
+    if command == "standalone":
+        env = {**_environment(local.warehouse_url()), "AIRFLOW__CORE__PARALLELISM": "4"}
+        airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+        return subprocess.call([airflow, "standalone"], env={**os.environ, **env})
     if command == "stop":
         stopped = embedded_pg.stop(local.PGDATA)
         print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")

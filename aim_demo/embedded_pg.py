@@ -125,5 +125,8 @@ def stop(pgdata: Path) -> bool:
     pgdata = Path(pgdata).resolve()
     if _running_port(pgdata) is None:
         return False
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user(), timeout=60)
+    user = _system_user()
+    if user:
+        _grant_access(pgdata, user)  # a parent folder's mode may have changed since the start
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
     return True

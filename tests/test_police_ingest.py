@@ -1,0 +1,208 @@
+"""The police source end to end through Airflow (`dag.test()`), on a real PostgreSQL and a real S3 server.
+
+The tests run in file order and share one warehouse: each one is a step an operator would take
+(first load, rerun, new data at the source, a bad batch, the fix).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+
+import psycopg2
+import pytest
+
+from aim.dag_factory import build_ingest_dag
+from aim.export import latest_csv_path
+from aim.sources import load_source_config
+from aim.settings import sources_dir
+from aim_demo import mpd_rms
+from aim_demo.databases import libpq_dsn
+
+DATASET = "mpd-crime-incidents"
+WIBR_INCIDENTS = 20_246
+
+
+class Police:
+    def __init__(self, warehouse: str, rms: str, s3, bucket: str):
+        self.warehouse, self.rms, self.s3, self.bucket = warehouse, rms, s3, bucket
+        self.config = load_source_config(sources_dir() / "mpd_crime_incidents.yaml")
+
+    def run(self):
+        """One DAG run through Airflow; returns (dag run state, its ops.run_log row)."""
+        dag_run = build_ingest_dag(self.config).test()
+        return str(dag_run.state), self.run_log(dag_run.run_id)
+
+    def query(self, sql: str, params=()):
+        conn = psycopg2.connect(libpq_dsn(self.warehouse))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def run_log(self, run_id: str) -> dict:
+        rows = self.query(
+            "SELECT status, quality_outcome, rows_extracted, rows_loaded, rows_exported, message, batch_id "
+            "FROM ops.run_log WHERE source = 'mpd_crime_incidents' AND run_id = %s",
+            (run_id,),
+        )
+        assert len(rows) == 1, f"expected one run_log row for {run_id}, found {rows}"
+        keys = ("status", "quality_outcome", "rows_extracted", "rows_loaded", "rows_exported", "message", "batch_id")
+        return dict(zip(keys, rows[0]))
+
+    def core_fingerprint(self) -> tuple[int, str]:
+        """Row count and a hash of every core row, trace columns included."""
+        return self.query(
+            "SELECT count(*), md5(coalesce(string_agg(c::text, '|' ORDER BY incident_num), '')) "
+            "FROM core.mpd_crime_incidents c"
+        )[0]
+
+    def watermark(self):
+        return self.query("SELECT value, batch_id, updated_at FROM ops.watermark WHERE source = 'mpd_crime_incidents'")
+
+    def export_key(self) -> str:
+        return f"exports/{latest_csv_path(DATASET)}"
+
+    def export_object(self) -> tuple[bytes, dict]:
+        client = self.s3.client()
+        head = client.head_object(Bucket=self.bucket, Key=self.export_key())
+        body = client.get_object(Bucket=self.bucket, Key=self.export_key())["Body"].read()
+        return body, head
+
+    def exported_rows(self) -> list[dict]:
+        body, _ = self.export_object()
+        return list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
+
+
+@pytest.fixture(scope="module")
+def police(new_database, s3_server, airflow_db):
+    warehouse = new_database("aim_wh")
+    rms = new_database("mpd_rms")
+    assert mpd_rms.seed(rms) == WIBR_INCIDENTS
+    bucket = f"aim-test-{uuid.uuid4().hex[:8]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIM_WAREHOUSE_URL", warehouse)
+        env.setenv("AIRFLOW_CONN_MPD_RMS", libpq_dsn(rms))
+        env.setenv("AIM_EXPORT_URL", f"s3://{bucket}/exports")
+        env.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+        env.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+        env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield Police(warehouse, rms, s3_server, bucket)
+
+
+def test_first_run_loads_and_exports_every_incident(police):
+    state, log = police.run()
+
+    assert state == "success", log["message"]
+    assert (log["status"], log["quality_outcome"]) == ("success", "passed")
+    assert log["rows_extracted"] == log["rows_loaded"] == log["rows_exported"] == WIBR_INCIDENTS
+    assert police.core_fingerprint()[0] == WIBR_INCIDENTS
+    rows = police.exported_rows()
+    assert len(rows) == WIBR_INCIDENTS
+    numbers = [r["IncidentNum"] for r in rows]
+    assert len(set(numbers)) == WIBR_INCIDENTS
+    assert set(numbers) == {r["incident_num"] for r in mpd_rms.read_wibr()}
+    # the staged batch was published and cleared; the watermark is the newest change merged
+    assert police.query("SELECT count(*) FROM staging.mpd_crime_incidents") == [(0,)]
+    assert police.query("SELECT max(updated_at) FROM core.mpd_crime_incidents")[0][0] == dt.datetime.fromisoformat(
+        police.watermark()[0][0]
+    )
+
+
+def test_export_to_s3_is_byte_identical_to_local_export(police, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIM_EXPORT_URL", str(tmp_path))
+    state, log = police.run()
+
+    assert state == "success", log["message"]
+    local_bytes = (tmp_path / latest_csv_path(DATASET)).read_bytes()
+    s3_bytes, head = police.export_object()
+    assert local_bytes == s3_bytes
+    assert head["ContentType"].startswith("text/csv")
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left beside the export"
+
+
+def test_rerun_changes_nothing(police):
+    before = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
+
+    state, log = police.run()
+
+    assert state == "success", log["message"]
+    assert (log["rows_extracted"], log["rows_loaded"]) == (0, 0)
+    after = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
+    assert after == before
+
+
+def test_new_and_changed_incidents_move_exactly(police):
+    new = mpd_rms.add_incidents(police.rms, 10)
+    changed = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[100:105])
+    mpd_rms.amend_incidents(police.rms, changed, location="100 E WELLS ST")
+    others = "SELECT md5(string_agg(c::text, '|' ORDER BY incident_num)) FROM core.mpd_crime_incidents c " \
+             "WHERE NOT incident_num = ANY(%s)"
+    others_before = police.query(others, (changed + new,))
+
+    state, log = police.run()
+
+    assert state == "success", log["message"]
+    assert (log["rows_extracted"], log["rows_loaded"]) == (15, 15)
+    assert police.core_fingerprint()[0] == WIBR_INCIDENTS + 10
+    assert police.query(
+        "SELECT count(*) FROM core.mpd_crime_incidents WHERE incident_num = ANY(%s) AND location = '100 E WELLS ST' "
+        "AND _batch_id = %s", (changed, log["batch_id"])
+    ) == [(5,)]
+    assert police.query(others, (changed + new,)) == others_before  # every other row is untouched
+    exported = {r["IncidentNum"]: r for r in police.exported_rows()}
+    assert len(exported) == WIBR_INCIDENTS + 10
+    assert set(new) <= set(exported)
+    assert {exported[n]["Location"] for n in changed} == {"100 E WELLS ST"}
+
+
+def test_bad_batch_fails_and_leaves_core_watermark_and_export_untouched(police):
+    before = (police.core_fingerprint(), police.watermark(), police.export_object())
+    bad_district, future = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[200:202])
+    mpd_rms.amend_incidents(police.rms, [bad_district], police=9)
+    mpd_rms.amend_incidents(police.rms, [future], reported_at="2099-01-01 00:00:00")
+
+    state, log = police.run()
+
+    assert state == "failed"
+    assert (log["status"], log["quality_outcome"]) == ("failed", "failed")
+    message = log["message"]
+    assert "mpd_crime_incidents" in message and log["batch_id"] in message
+    assert "expect_column_values_to_be_in_set on police" in message
+    assert "reported time is not in the future" in message
+    assert '"9"' in message  # a sample of the offending value
+    after = (police.core_fingerprint(), police.watermark(), police.export_object())
+    assert after[0] == before[0] and after[1] == before[1]
+    assert after[2][0] == before[2][0] and after[2][1]["LastModified"] == before[2][1]["LastModified"]
+    # the batch is quarantined with its rows kept for review, and every result is recorded
+    assert police.query("SELECT status FROM ops.batch WHERE batch_id = %s", (log["batch_id"],)) == [("quarantined",)]
+    assert police.query(
+        "SELECT count(*) FROM staging.mpd_crime_incidents WHERE _batch_id = %s", (log["batch_id"],)
+    ) == [(2,)]
+    failed = police.query(
+        "SELECT expectation, column_name FROM ops.quality_result WHERE batch_id = %s AND NOT success "
+        "AND severity = 'critical' ORDER BY 1, 2", (log["batch_id"],)
+    )
+    assert ("expect_column_values_to_be_in_set", "police") in failed
+
+
+def test_rerun_after_the_source_is_fixed_succeeds(police):
+    bad_district, future = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[200:202])
+    mpd_rms.amend_incidents(police.rms, [bad_district], police=5)
+    mpd_rms.amend_incidents(police.rms, [future], reported_at="2023-05-01 12:00:00")
+
+    state, log = police.run()
+
+    assert state == "success", log["message"]
+    assert (log["rows_extracted"], log["rows_loaded"]) == (2, 2)
+    fixed = dict(police.query(
+        "SELECT incident_num, (police, reported_at)::text FROM core.mpd_crime_incidents WHERE incident_num = ANY(%s)",
+        ([bad_district, future],),
+    ))
+    assert fixed[bad_district].startswith("(5,")
+    assert fixed[future].endswith(',"2023-05-01 12:00:00")')
