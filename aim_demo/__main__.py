@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return demo()
     if command == "url":
-        print(local.warehouse_url())
+        print(local.display_url(local.warehouse_url()))
         return 0
     if command == "psql":
         return subprocess.call(local.psql_command(local.warehouse_url()))

