@@ -41,7 +41,7 @@ def test_key_must_be_a_listed_column(tmp_path):
 
 
 def test_unquotable_table_name_is_refused(tmp_path):
-    with pytest.raises(SourceConfigError, match="extract.table"):
+    with pytest.raises(SourceConfigError, match="extract.sql.table"):
         load_source_config(_write(tmp_path, extract={"table": "rms.incident; DROP TABLE x", "watermark_column": "updated_at"}))
 
 

@@ -78,10 +78,12 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         def extract_and_land(batch_id: str, **context) -> dict:
             from airflow.sdk import Connection
 
-            from aim.db import url_from_airflow_connection
+            from aim.connections import source_access
 
-            source_url = url_from_airflow_connection(Connection.get(config.connection_id))
-            return pipeline.extract_and_land(config, source_url=source_url, run_id=context["run_id"], batch_id=batch_id)
+            conn = Connection.get(config.connection_id) if config.connection_id else None
+            return pipeline.extract_and_land(
+                config, access=source_access(config, conn), run_id=context["run_id"], batch_id=batch_id
+            )
 
         @task(retries=0)  # a failed quality gate is not transient: retrying would fail the same way
         def validate(batch_id: str, **context) -> dict:

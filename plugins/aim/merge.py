@@ -44,7 +44,8 @@ def merge_statement(config: SourceConfig) -> sql.Composed:
 
 
 def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
-    """Upsert a validated batch into core, advance the watermark, clear the batch from staging.
+    """Upsert a validated batch into core, advance the watermark, clear the batch from staging,
+    and mark its file versions merged (so they are never loaded again).
 
     Returns rows inserted or changed. A batch already merged merges nothing again (returns 0);
     a batch that is not validated (landed only, or quarantined) is refused.
@@ -73,4 +74,5 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
         )
     discard_batch(cur, config.staging_table, batch_id)
     cur.execute("UPDATE ops.batch SET status = 'merged', merged_at = now() WHERE batch_id = %s", (batch_id,))
+    cur.execute("UPDATE ops.source_file SET status = 'merged', merged_at = now() WHERE batch_id = %s", (batch_id,))
     return changed

@@ -11,11 +11,11 @@ from typing import Any
 
 from aim import db, runlog, settings
 from aim.export import export_csv
-from aim.extract.sql import Extraction, format_watermark, parse_watermark
+from aim.landing import land
 from aim.merge import merge_batch
 from aim.migrations import migrate
 from aim.sources import SourceConfig
-from aim.staging import copy_chunks, discard_batch
+from aim.staging import discard_batch
 from aim.storage import target_from_url
 from aim.tables import ensure_tables
 
@@ -47,23 +47,23 @@ def start_run(config: SourceConfig, *, run_id: str, dag_id: str, logical_date: A
     return batch_id
 
 
-def extract_and_land(config: SourceConfig, *, source_url: Any, run_id: str, batch_id: str) -> dict[str, Any]:
-    """Stream rows changed since the watermark from the source into `staging` by COPY.
+def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id: str) -> dict[str, Any]:
+    """Land everything new at the source (rows changed since the watermark, files not yet loaded,
+    API records updated since) in `staging` by COPY, in one transaction.
 
-    A retried landing first removes what an earlier attempt of the same batch landed.
+    `access` is what `aim.connections.source_access` made of the source's connection. A retried
+    landing first removes what an earlier attempt of the same batch landed.
     """
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
-        since = parse_watermark(runlog.read_watermark(cur, config.source), config.column(config.extract.watermark_column).type)
         discard_batch(cur, config.staging_table, batch_id)
-        extraction = Extraction(config, source_url, since)
-        rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id, extraction.chunks())
-        max_watermark = format_watermark(extraction.max_watermark) if extraction.max_watermark is not None else None
+        landed = land(cur, config, access, batch_id=batch_id, run_id=run_id)
         runlog.register_batch(
-            cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=rows, max_watermark=max_watermark
+            cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows,
+            max_watermark=landed.max_watermark,
         )
-        runlog.update_run(cur, source=config.source, run_id=run_id, rows_extracted=rows)
-    return {"batch_id": batch_id, "rows_extracted": rows, "since": format_watermark(since) if since else None,
-            "max_watermark": max_watermark}
+        runlog.update_run(cur, source=config.source, run_id=run_id, rows_extracted=landed.rows)
+    return {"batch_id": batch_id, "rows_extracted": landed.rows, "max_watermark": landed.max_watermark,
+            "files_landed": landed.files_landed, "files_skipped": landed.files_skipped}
 
 
 def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:

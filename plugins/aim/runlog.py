@@ -66,6 +66,7 @@ def batch_status(cur, batch_id: str) -> dict[str, Any] | None:
 def quarantine_batch(cur, batch_id: str, failure: str) -> None:
     """Mark a batch quarantined with the reason; its rows stay in staging for review."""
     cur.execute("UPDATE ops.batch SET status = 'quarantined', failure = %s WHERE batch_id = %s", (failure, batch_id))
+    cur.execute("UPDATE ops.source_file SET status = 'quarantined' WHERE batch_id = %s", (batch_id,))
 
 
 def record_quality_results(cur, rows: list[dict[str, Any]]) -> None:
@@ -99,3 +100,25 @@ def read_watermark(cur, source: str) -> str | None:
 def mark_validated(cur, batch_id: str) -> None:
     """Mark a landed batch as having passed its critical checks (the only state merge accepts)."""
     cur.execute("UPDATE ops.batch SET status = 'validated', failure = NULL WHERE batch_id = %s", (batch_id,))
+
+
+def file_version_merged(cur, source: str, file_key: str, sha256: str) -> bool:
+    """True when this exact version (key and content) of a file was already merged into core."""
+    cur.execute(
+        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s AND status = 'merged'",
+        (source, file_key, sha256),
+    )
+    return cur.fetchone() is not None
+
+
+def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, rows: int, batch_id: str) -> None:
+    """Record a file version as landed in `batch_id` (a version landed before, unmerged, moves to this batch)."""
+    cur.execute(
+        """
+        INSERT INTO ops.source_file (source, file_key, sha256, size_bytes, rows_landed, batch_id, status)
+        VALUES (%s, %s, %s, %s, %s, %s, 'landed')
+        ON CONFLICT (source, file_key, sha256) DO UPDATE
+           SET rows_landed = EXCLUDED.rows_landed, batch_id = EXCLUDED.batch_id, status = 'landed'
+        """,
+        (source, file_key, sha256, size, rows, batch_id),
+    )

@@ -2,12 +2,18 @@
 
 A file that does not validate raises `SourceConfigError` naming the file, the field and what was
 expected, so the DAG factory can show one clear import error for that source alone.
+
+Three kinds of source, each with its own `extract` block:
+
+- `sql`: a table in any SQLAlchemy database, read incrementally by a watermark column;
+- `file`: CSV, Excel or JSON files in an S3 prefix or a folder, each file loaded once per version;
+- `http`: a paginated JSON API, read incrementally with an `updated since` parameter.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,20 +34,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(f"expected a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {value!r}")
+    return value
+
+
 class Column(_Strict):
-    """One column as the warehouse keeps it, with its privacy class for exports."""
+    """One column as the warehouse keeps it, where it comes from, and its privacy class for exports."""
 
     name: str
+    source: str | None = Field(None, description="the field's name in the source (header, JSON field); default: name")
     type: str = "text"
     privacy: Literal["public", "generalize", "drop"] = "public"
     description: str = ""
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError(f"expected a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {value!r}")
-        return value
+    _name = field_validator("name")(_identifier)
 
     @field_validator("type")
     @classmethod
@@ -50,10 +58,15 @@ class Column(_Strict):
             raise ValueError(f"expected one of {sorted(COLUMN_TYPES)}, got {value!r}")
         return value
 
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
 
 class SqlExtract(_Strict):
     """Where a `sql` source's rows are and how to pick up only what changed."""
 
+    kind: Literal["sql"] = "sql"
     table: str = Field(description="schema.table (or table) in the source database")
     watermark_column: str
 
@@ -64,6 +77,58 @@ class SqlExtract(_Strict):
         if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
             raise ValueError(f"expected 'schema.table' or 'table' in lower case, got {value!r}")
         return value
+
+
+class FileFormatConfig(_Strict):
+    """How the files are written: CSV, Excel or JSON, and their quirks."""
+
+    kind: Literal["csv", "xlsx", "json"]
+    encoding: str | None = Field(None, description="csv: e.g. utf-8, cp1252; default: UTF-8 (with or without BOM), else cp1252")
+    delimiter: str = ","
+    sheet: str | int | None = None
+    header_row: int | None = Field(None, ge=1)
+    header_rows: int = Field(1, ge=1, le=5)
+    records_path: str | None = None
+
+
+class FileExtract(_Strict):
+    """A drop of files: each new file, and each changed version of a file, is loaded once."""
+
+    kind: Literal["file"] = "file"
+    location: str = Field(
+        description="s3://bucket/prefix, or a folder (relative to the connection's `path` extra when it has one)"
+    )
+    pattern: str = Field("*", description="file name pattern, e.g. cad_incidents_*.csv")
+    format: FileFormatConfig
+
+
+class HttpExtract(_Strict):
+    """A paginated JSON API read incrementally with an `updated since` parameter."""
+
+    kind: Literal["http"] = "http"
+    path: str
+    pagination: Literal["offset", "next_link"] = "offset"
+    page_size: int = Field(500, ge=1, le=10_000)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    records_field: str = "results"
+    next_link_field: str = "next"
+    updated_since_param: str | None = "updated_since"
+    watermark_column: str | None = Field(None, description="column whose highest value becomes the next updated_since")
+    timeout_seconds: float = Field(30, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+
+
+Extract = Annotated[Union[SqlExtract, FileExtract, HttpExtract], Field(discriminator="kind")]
+
+
+class DerivedKey(_Strict):
+    """A key made from the row's content, for sources that have no id of their own."""
+
+    column: str
+    from_columns: list[str] = Field(min_length=1)
+
+    _column = field_validator("column")(_identifier)
 
 
 class Export(_Strict):
@@ -79,38 +144,61 @@ class SourceConfig(_Strict):
     source: str
     department: str
     system: str
-    kind: Literal["sql"]
-    connection_id: str
+    kind: Literal["sql", "file", "http"]
+    connection_id: str | None = None
     schedule: str | None
     owner: str
-    extract: SqlExtract
+    extract: Extract
     key: list[str] = Field(min_length=1)
+    derived_key: DerivedKey | None = None
     columns: list[Column] = Field(min_length=1)
     expectation_suite: str
     export: Export | None = None
     description: str = ""
 
-    @field_validator("source")
+    _source = field_validator("source")(_identifier)
+
+    @model_validator(mode="before")
     @classmethod
-    def _source_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError(f"expected a lower-case identifier ([a-z_][a-z0-9_]*), got {value!r}")
-        return value
+    def _extract_kind_from_source_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("extract"), dict) and "kind" in data:
+            data = {**data, "extract": {"kind": data["kind"], **data["extract"]}}
+        return data
 
     @model_validator(mode="after")
-    def _columns_consistent(self) -> "SourceConfig":
+    def _consistent(self) -> "SourceConfig":
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"columns: duplicate names {duplicates}")
-        missing = [k for k in [*self.key, self.extract.watermark_column] if k not in names]
+        needed = list(self.key)
+        watermark = getattr(self.extract, "watermark_column", None)
+        if watermark:
+            needed.append(watermark)
+        if self.derived_key:
+            needed += [self.derived_key.column, *self.derived_key.from_columns]
+            if self.key != [self.derived_key.column]:
+                raise ValueError(f"key: a derived key is the key; expected [{self.derived_key.column}]")
+        missing = [k for k in needed if k not in names]
         if missing:
-            raise ValueError(f"key / extract.watermark_column name columns not listed in columns: {missing}")
+            raise ValueError(f"key / watermark / derived key name columns not listed in columns: {missing}")
+        if self.kind in ("sql", "http") and not self.connection_id:
+            raise ValueError(f"connection_id: a {self.kind} source needs an Airflow connection")
         return self
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def extracted_columns(self) -> list["Column"]:
+        """Columns read from the source (all but a derived key, which the platform computes)."""
+        derived = self.derived_key.column if self.derived_key else None
+        return [c for c in self.columns if c.name != derived]
+
+    @property
+    def watermark_column(self) -> str | None:
+        return getattr(self.extract, "watermark_column", None)
 
     @property
     def staging_table(self) -> tuple[str, str]:
@@ -129,17 +217,20 @@ def load_source_config(path: Path) -> SourceConfig:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise SourceConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise SourceConfigError(f"{path}: expected a mapping of fields, got {type(raw).__name__}")
     try:
-        return SourceConfig.model_validate(raw)
+        config = SourceConfig.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(
             f"field '{'.'.join(str(p) for p in e['loc']) or '(file)'}': {e['msg']}" for e in err.errors()
         )
         raise SourceConfigError(f"{path}: {problems}") from err
+    if config.source != path.stem:
+        raise SourceConfigError(f"{path}: field 'source' is {config.source!r}; expected the file's name, {path.stem!r}")
+    return config
 
 
 def source_config_paths(folder: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from psycopg2 import sql
 
-from aim.tables import BATCH_COLUMN, qualified
+from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, qualified
 
 
 def _as_text(value: Any) -> Any:
@@ -28,13 +28,14 @@ def copy_chunks(
     columns: Sequence[str],
     batch_id: str,
     chunks: Iterable[Sequence[Sequence[Any]]],
+    origin: str | None = None,
 ) -> int:
-    """`COPY` every row of every chunk into `table`, tagged with `batch_id`; returns rows landed.
+    """`COPY` every row of every chunk into `table`, tagged with `batch_id` and `origin`; returns rows landed.
 
     Only one chunk is held in memory at a time, as CSV text.
     """
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, *columns])
+        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns])
     )
     copy_sql = statement.as_string(cur)
     total = 0
@@ -42,7 +43,7 @@ def copy_chunks(
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         for row in chunk:
-            writer.writerow([batch_id, *(_as_text(v) for v in row)])
+            writer.writerow([batch_id, origin, *(_as_text(v) for v in row)])
         if not chunk:
             continue
         buffer.seek(0)

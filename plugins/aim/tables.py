@@ -1,6 +1,7 @@
 """A source's warehouse tables, derived from its configuration.
 
-`staging.<source>` holds batches as received: every column as text, plus `_batch_id`.
+`staging.<source>` holds batches as received: every column as text, plus `_batch_id` and
+`_origin` (the file or page a row came from).
 `core.<source>` holds the typed, conformed rows, keyed on the source's key, each row carrying
 the batch and run that last changed it. Identifiers are always quoted (`psycopg2.sql`).
 """
@@ -11,6 +12,7 @@ from psycopg2 import sql
 from aim.sources import SourceConfig
 
 BATCH_COLUMN = "_batch_id"
+ORIGIN_COLUMN = "_origin"
 TRACE_COLUMNS = ("_batch_id", "_run_id", "_loaded_at")
 
 
@@ -23,7 +25,14 @@ def ensure_tables(cur, config: SourceConfig) -> None:
     """Create the source's staging and core tables, adding columns the configuration gained."""
     staging, core = qualified(config.staging_table), qualified(config.core_table)
     cur.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({} text NOT NULL)").format(staging, sql.Identifier(BATCH_COLUMN))
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({} text NOT NULL, {} text)").format(
+            staging, sql.Identifier(BATCH_COLUMN), sql.Identifier(ORIGIN_COLUMN)
+        )
+    )
+    cur.execute(
+        sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+            staging, sql.Identifier(ORIGIN_COLUMN), sql.Literal("Where the row came from: file key, API page")
+        )
     )
     cur.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
