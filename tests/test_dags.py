@@ -1,6 +1,7 @@
 """Every DAG file imports, and every generated ingest DAG follows the platform's policy."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,22 @@ def test_ingest_dag_policy(dagbag, dag_id):
     assert [t.task_id for t in dag.topological_sort()] == [
         "start_run", "extract_and_land", "validate", "merge", "export", "finish_run"
     ]
+
+
+def test_a_broken_source_file_is_one_import_error_and_the_others_still_load(tmp_path, monkeypatch):
+    shutil.copy(sources_dir() / "mpd_crime_incidents.yaml", tmp_path)
+    (tmp_path / "dpw_potholes.yaml").write_text(
+        (sources_dir() / "mpd_crime_incidents.yaml").read_text()
+        .replace("source: mpd_crime_incidents", "source: dpw_potholes")
+        .replace("type: smallint", "type: tinyint", 1)
+    )
+    monkeypatch.setenv("AIM_SOURCES_DIR", str(tmp_path))
+
+    bag = DagBag(dag_folder=str(DAGS / "ingest_sources.py"))
+
+    assert set(bag.dags) == {"ingest_mpd_crime_incidents"}
+    assert len(bag.import_errors) == 1
+    message = next(iter(bag.import_errors.values()))
+    assert "dpw_potholes.yaml" in message
+    assert "columns.4.type" in message and "tinyint" in message
+    assert "mpd_crime_incidents.yaml" not in message

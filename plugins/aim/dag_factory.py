@@ -12,7 +12,7 @@ from pathlib import Path
 from airflow.sdk import DAG, task
 
 from aim import pipeline, settings
-from aim.sources import SourceConfig, load_source_config, source_config_paths
+from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -109,10 +109,37 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
     return dag
 
 
+class InvalidSourceConfigurations(DAG):
+    """Stands in for source files that do not validate, so Airflow reports them as an import error.
+
+    Airflow validates every DAG a file defines before keeping it, and records a DAG whose
+    validation fails as an import error of the file while keeping the file's other DAGs. This
+    DAG's validation always fails, with the message naming each broken file and field.
+    """
+
+    config_errors: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        raise SourceConfigError("invalid source configuration:\n" + "\n".join(self.config_errors))
+
+
 def build_ingest_dags(folder: Path | None = None) -> dict[str, DAG]:
-    """An ingest DAG for every source configuration file in `folder` (default `dags/sources`)."""
-    dags = {}
+    """An ingest DAG for every valid source file in `folder` (default `dags/sources`).
+
+    Files that do not validate add one `InvalidSourceConfigurations` DAG, which Airflow shows as
+    an import error naming them; the valid sources' DAGs load as usual.
+    """
+    dags: dict[str, DAG] = {}
+    errors = []
     for path in source_config_paths(folder or settings.sources_dir()):
-        config = load_source_config(path)
+        try:
+            config = load_source_config(path)
+        except SourceConfigError as err:
+            errors.append(str(err))
+            continue
         dags[dag_id_for(config)] = build_ingest_dag(config)
+    if errors:
+        broken = InvalidSourceConfigurations(dag_id="ingest_invalid_source_configurations", schedule=None)
+        broken.config_errors = tuple(errors)
+        dags[broken.dag_id] = broken
     return dags

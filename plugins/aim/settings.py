@@ -5,6 +5,8 @@
 | AIM_WAREHOUSE_URL   | SQLAlchemy URL of the warehouse (required inside tasks)          |
 | AIM_EXPORT_URL      | export target: a folder path or `s3://bucket/prefix`            |
 | AIM_PROJECT_ROOT    | folder holding `sql/`, `expectations/` (default: this checkout)  |
+| AIM_SOURCES_DIR     | source configuration files (default: `<root>/dags/sources`)     |
+| AIM_EXPECTATIONS_DIR| expectation suites (default: `<root>/expectations`)             |
 """
 from __future__ import annotations
 
@@ -26,12 +28,12 @@ def sql_dir() -> Path:
 
 def expectations_dir() -> Path:
     """Folder of the Great Expectations suites, one JSON file per source."""
-    return project_root() / "expectations"
+    return Path(os.environ.get("AIM_EXPECTATIONS_DIR") or project_root() / "expectations")
 
 
 def sources_dir() -> Path:
     """Folder of the source configuration files, one YAML file per source."""
-    return project_root() / "dags" / "sources"
+    return Path(os.environ.get("AIM_SOURCES_DIR") or project_root() / "dags" / "sources")
 
 
 def warehouse_url() -> str:
