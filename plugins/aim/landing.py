@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -76,30 +75,8 @@ def _land_sql(cur, config: SourceConfig, source_url: Any, batch_id: str) -> Land
     return Landed(rows=rows, max_watermark=format_watermark(newest) if newest is not None else None)
 
 
-def json_text(value: Any) -> str | None:
-    """A JSON value as the text staging keeps: numbers without a spurious `.0`, objects as JSON."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-    text = str(value).strip()
-    return text or None
-
-
-def _field(record: dict, dotted: str) -> Any:
-    value: Any = record
-    for part in dotted.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
 def _land_http(cur, config: SourceConfig, access: tuple[str, dict], batch_id: str) -> Landed:
+    from aim.extract.files import record_row
     from aim.extract.http import HttpExtraction, HttpSource
 
     base_url, headers = access
@@ -117,7 +94,7 @@ def _land_http(cur, config: SourceConfig, access: tuple[str, dict], batch_id: st
     landed = Landed()
     newest: tuple[dt.datetime, str] | None = None
     for number, page in enumerate(HttpExtraction(source, since).pages(), start=1):
-        rows = [tuple(json_text(_field(record, f)) for f in fields) for record in page]
+        rows = [record_row(record, fields) for record in page]
         if watermark_at is not None:
             for row in rows:
                 stamp = row[watermark_at]

@@ -16,6 +16,14 @@ from aim.sources import SourceConfig
 
 CHUNK_ROWS = 10_000
 
+# Configured column types as SQLAlchemy types, so every engine returns Python values of one kind
+# (SQLite, for one, hands back timestamps as text unless told the column's type).
+_SA_TYPES = {
+    "text": sa.Text, "smallint": sa.SmallInteger, "integer": sa.Integer, "bigint": sa.BigInteger,
+    "numeric": sa.Numeric, "double precision": sa.Float, "boolean": sa.Boolean, "date": sa.Date,
+    "timestamp": sa.DateTime, "timestamptz": lambda: sa.DateTime(timezone=True),
+}
+
 
 def parse_watermark(value: str | None, column_type: str) -> Any:
     """A stored watermark (text) as the Python value to compare the source column with."""
@@ -50,7 +58,9 @@ class Extraction:
     def query(self) -> sa.Select:
         """SELECT of the configured columns changed after `since`, oldest change first."""
         schema, _, name = self.config.extract.table.rpartition(".")
-        table = sa.table(name, *(sa.column(c) for c in self.config.column_names), schema=schema or None)
+        table = sa.table(
+            name, *(sa.column(c.name, _SA_TYPES[c.type]()) for c in self.config.columns), schema=schema or None
+        )
         watermark = table.c[self.config.extract.watermark_column]
         select = sa.select(*(table.c[c] for c in self.config.column_names)).order_by(watermark)
         if self.since is not None:

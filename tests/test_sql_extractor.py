@@ -1,0 +1,111 @@
+"""The `sql` extractor against real database engines other than PostgreSQL: MariaDB and SQLite.
+
+MariaDB: the server named by AIM_TEST_MARIADB_URL (CI sets it to the MariaDB on 127.0.0.1:3306);
+each test creates its own database there. SQLite always runs (a file in the test's folder).
+PostgreSQL is covered by the police source's end-to-end tests.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from aim.extract.sql import Extraction, format_watermark, parse_watermark
+from aim.sources import SourceConfig
+
+CONFIG = SourceConfig.model_validate({
+    "source": "permits", "department": "Neighborhood Services", "system": "Permits", "kind": "sql",
+    "connection_id": "permits_db", "schedule": None, "owner": "dns",
+    "extract": {"table": "permit", "watermark_column": "updated_at"},
+    "key": ["permit_id"],
+    "columns": [
+        {"name": "permit_id", "type": "integer"},
+        {"name": "address"},
+        {"name": "fee", "type": "numeric"},
+        {"name": "updated_at", "type": "timestamp"},
+    ],
+    "expectation_suite": "permits.json",
+})
+START = dt.datetime(2026, 1, 1, 8, 0, 0)
+
+
+def _engines(tmp_path):
+    yield "sqlite", sa.engine.make_url(f"sqlite:///{tmp_path / 'permits.db'}")
+    mariadb = os.environ.get("AIM_TEST_MARIADB_URL")
+    if mariadb:
+        name = f"aim_test_{uuid.uuid4().hex[:8]}"
+        server = sa.create_engine(mariadb)
+        with server.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        try:
+            yield "mariadb", sa.engine.make_url(mariadb).set(database=name)
+        finally:
+            with server.begin() as conn:
+                conn.execute(sa.text(f"DROP DATABASE {name}"))
+            server.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def source_url(request, tmp_path):
+    for name, url in _engines(tmp_path):
+        if name == request.param:
+            yield url
+            return
+    raise RuntimeError(
+        f"{request.param}: set AIM_TEST_MARIADB_URL (e.g. mysql+pymysql://root@127.0.0.1:3306/test) to test it"
+    )
+
+
+def _create(url, rows: int) -> None:
+    eng = sa.create_engine(url)
+    meta = sa.MetaData()
+    permit = sa.Table(
+        "permit", meta,
+        sa.Column("permit_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("address", sa.String(100)),
+        sa.Column("fee", sa.Numeric(10, 2)),
+        sa.Column("updated_at", sa.DateTime),
+    )
+    meta.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(permit.insert(), [
+            {"permit_id": i, "address": f"{100 + i} N 1ST ST", "fee": i * 1.25, "updated_at": START + dt.timedelta(minutes=i)}
+            for i in range(rows)
+        ])
+    eng.dispose()
+
+
+def _update(url, permit_ids, minutes_after_start: int) -> None:
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE permit SET fee = fee + 1, updated_at = :at WHERE permit_id IN :ids").bindparams(
+                sa.bindparam("ids", expanding=True)
+            ),
+            {"at": START + dt.timedelta(minutes=minutes_after_start), "ids": list(permit_ids)},
+        )
+    eng.dispose()
+
+
+def test_full_then_incremental_extraction(source_url):
+    _create(source_url, 2_500)
+
+    first = Extraction(CONFIG, source_url, since=None, chunk_rows=1_000)
+    chunks = list(first.chunks())
+    assert [len(c) for c in chunks] == [1_000, 1_000, 500]
+    rows = [r for c in chunks for r in c]
+    assert [r[0] for r in rows] == list(range(2_500))  # oldest change first, every row once
+    assert rows[7][1] == "107 N 1ST ST"
+    assert first.max_watermark == START + dt.timedelta(minutes=2_499)
+
+    stored = format_watermark(first.max_watermark)
+    assert list(Extraction(CONFIG, source_url, since=parse_watermark(stored, "timestamp")).chunks()) == []
+
+    _update(source_url, [3, 1_234, 2_000], minutes_after_start=10_000)
+    again = Extraction(CONFIG, source_url, since=parse_watermark(stored, "timestamp"))
+    changed = [r for c in again.chunks() for r in c]
+    assert sorted(r[0] for r in changed) == [3, 1_234, 2_000]
+    assert again.max_watermark == START + dt.timedelta(minutes=10_000)
