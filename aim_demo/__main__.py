@@ -1,20 +1,24 @@
 """`python -m aim_demo COMMAND`: the local demo environment (what the Makefile targets call).
 
-  demo     start the embedded warehouse, seed the demo source systems, run every ingest DAG
-           once through Airflow (`airflow dags test`), print a summary
-  url      print the warehouse URL
-  psql     open psql on the warehouse
-  stop     stop the embedded warehouse server
+  demo        start the embedded warehouse and the demo departmental systems, run every ingest
+              DAG once through Airflow (`airflow dags test`), print a summary
+  url         print the warehouse URL
+  psql        open psql on the warehouse
+  stop        stop the embedded warehouse server
   standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator
+from zoneinfo import ZoneInfo
 
-from aim_demo import embedded_pg, local, mpd_rms
+from aim_demo import embedded_pg, local
 
 
 def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -22,54 +26,56 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([airflow, *args], env={**os.environ, **env}, text=True, capture_output=True)
 
 
-def _environment(warehouse: str) -> dict[str, str]:
-    env = {
-        **local.airflow_environment(),
-        "AIM_WAREHOUSE_URL": warehouse,
-        "AIM_EXPORT_URL": os.environ.get("AIM_EXPORT_URL") or str(local.STATE_DIR / "exports"),
-    }
-    if "AIRFLOW_CONN_MPD_RMS" not in os.environ:
-        env["AIRFLOW_CONN_MPD_RMS"] = local.rms_url(warehouse)
-    return env
+@contextmanager
+def _environment() -> Iterator[dict[str, str]]:
+    """Warehouse, exports, Airflow settings and every source's connection, with the demo systems running.
+
+    A connection already set in the environment (a real system) wins over the demo one.
+    """
+    from aim.migrations import migrate
+    from aim_demo.systems import demo_systems
+
+    warehouse = local.warehouse_url()
+    migrate(warehouse)
+    now = dt.datetime.now(ZoneInfo("America/Chicago")).replace(tzinfo=None, microsecond=0)
+    with demo_systems(local.STATE_DIR, local.rms_url(warehouse), now) as connections:
+        yield {
+            **local.airflow_environment(),
+            **{name: value for name, value in connections.items() if name not in os.environ},
+            "AIM_WAREHOUSE_URL": warehouse,
+            "AIM_EXPORT_URL": os.environ.get("AIM_EXPORT_URL") or str(local.STATE_DIR / "exports"),
+        }
 
 
 def demo() -> int:
     """Run the pipeline end to end on the local environment; non-zero exit when a run failed."""
-    warehouse = local.warehouse_url()
-    env = _environment(warehouse)
-    seed_rms = "AIRFLOW_CONN_MPD_RMS" not in os.environ
-    os.environ.update(env)  # aim.* below reads the same settings as the Airflow tasks
+    print("starting the warehouse and the demo departmental systems ...", flush=True)
+    with _environment() as env:
+        os.environ.update(env)  # aim.* below reads the same settings as the Airflow tasks
+        from aim import settings
+        from aim.dag_factory import dag_id_for
+        from aim.sources import load_source_config, source_config_paths
+        from aim_demo.summary import print_summary
 
-    from aim import settings
-    from aim.dag_factory import dag_id_for
-    from aim.migrations import migrate
-    from aim.sources import load_source_config, source_config_paths
-    from aim_demo.summary import print_summary
+        print("preparing Airflow's metadata database (airflow db migrate) ...", flush=True)
+        migrated = _airflow(env, "db", "migrate")
+        if migrated.returncode != 0:
+            print(migrated.stdout[-3000:], migrated.stderr[-3000:], file=sys.stderr)
+            return migrated.returncode
 
-    migrate(warehouse)
-    if seed_rms:
-        added = mpd_rms.seed(env["AIRFLOW_CONN_MPD_RMS"])
-        print(f"police records system (mpd_rms): {added} incidents seeded")
-
-    print("preparing Airflow's metadata database (airflow db migrate) ...", flush=True)
-    migrated = _airflow(env, "db", "migrate")
-    if migrated.returncode != 0:
-        print(migrated.stdout[-3000:], migrated.stderr[-3000:], file=sys.stderr)
-        return migrated.returncode
-
-    configs = [load_source_config(p) for p in source_config_paths(settings.sources_dir())]
-    started = time.time()
-    failed = []
-    for config in configs:
-        dag_id = dag_id_for(config)
-        print(f"running {dag_id} (airflow dags test) ...", flush=True)
-        result = _airflow(env, "dags", "test", dag_id)
-        log_path = local.STATE_DIR / "logs" / f"{dag_id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            failed.append((dag_id, log_path))
-    runs = print_summary(warehouse, [c.source for c in configs], since_epoch=started)
+        configs = [load_source_config(p) for p in source_config_paths(settings.sources_dir())]
+        started = time.time()
+        failed = []
+        for config in configs:
+            dag_id = dag_id_for(config)
+            print(f"running {dag_id} (airflow dags test) ...", flush=True)
+            result = _airflow(env, "dags", "test", dag_id)
+            log_path = local.STATE_DIR / "logs" / f"{dag_id}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(result.stdout + result.stderr)
+            if result.returncode != 0:
+                failed.append((dag_id, log_path))
+        runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)
     succeeded = {r["source"] for r in runs if r["status"] == "success"}
@@ -86,9 +92,9 @@ def main(argv: list[str]) -> int:
     if command == "psql":
         return subprocess.call(local.psql_command(local.warehouse_url()))
     if command == "standalone":
-        env = {**_environment(local.warehouse_url()), "AIRFLOW__CORE__PARALLELISM": "4"}
-        airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-        return subprocess.call([airflow, "standalone"], env={**os.environ, **env})
+        with _environment() as env:
+            airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+            return subprocess.call([airflow, "standalone"], env={**os.environ, **env, "AIRFLOW__CORE__PARALLELISM": "4"})
     if command == "stop":
         stopped = embedded_pg.stop(local.PGDATA)
         print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")

@@ -62,6 +62,7 @@ def airflow_environment() -> dict[str, str]:
         ),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIM_PROJECT_ROOT": str(PROJECT_ROOT),
+        "AIM_RETRY_DELAY_SECONDS": os.environ.get("AIM_RETRY_DELAY_SECONDS", "2"),  # a demo does not wait minutes
         "PYTHONPATH": python_path,
     }
 

@@ -6,6 +6,7 @@ reads an Airflow Variable, so parsing stays fast and never fails for want of a s
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from aim import pipeline, settings
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def retry_delay_seconds() -> float:
+    """First retry delay (doubling after): AIM_RETRY_DELAY_SECONDS, default 120; the demo uses less."""
+    return float(os.environ.get("AIM_RETRY_DELAY_SECONDS", "120"))
 
 
 def dag_id_for(config: SourceConfig) -> str:
@@ -32,6 +38,7 @@ def _on_task_failure(config: SourceConfig):
             pipeline.record_failure(
                 config,
                 run_id=context["run_id"],
+                dag_id=dag_id_for(config),
                 task_id=context["task_instance"].task_id,
                 error=context.get("exception"),
             )
@@ -56,7 +63,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         default_args={
             "owner": config.owner,
             "retries": 2,
-            "retry_delay": dt.timedelta(minutes=2),
+            "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
             "retry_exponential_backoff": True,
             "on_failure_callback": _on_task_failure(config),
         },

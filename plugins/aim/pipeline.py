@@ -128,12 +128,13 @@ def finish_run(config: SourceConfig, *, run_id: str) -> None:
         runlog.update_run(cur, source=config.source, run_id=run_id, status="success")
 
 
-def record_failure(config: SourceConfig, *, run_id: str, task_id: str, error: BaseException | None) -> None:
+def record_failure(config: SourceConfig, *, run_id: str, dag_id: str, task_id: str, error: BaseException | None) -> None:
     """Mark the run failed with a message naming the source, the task and the reason.
 
-    A quality failure's own message (already stored by `validate`) is kept as it is.
+    A quality failure's own message (it already names the source, batch and expectations) is
+    kept as it is. A run that failed before it was logged gets its row here.
     """
     reason = str(error) if error is not None else "unknown error"
     message = reason if isinstance(error, QualityGateFailed) else f"source {config.source}, task {task_id}: {reason}"
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
-        runlog.update_run(cur, source=config.source, run_id=run_id, status="failed", message=message[:4000])
+        runlog.fail_run(cur, source=config.source, run_id=run_id, dag_id=dag_id, message=message[:4000])

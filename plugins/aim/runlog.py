@@ -51,6 +51,18 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
     )
 
 
+def fail_run(cur, *, source: str, run_id: str, dag_id: str, message: str) -> None:
+    """Mark a run failed with `message`, recording it even when it failed before it was logged."""
+    cur.execute(
+        """
+        INSERT INTO ops.run_log (source, run_id, dag_id, status, message, ended_at)
+        VALUES (%s, %s, %s, 'failed', %s, now())
+        ON CONFLICT (source, run_id) DO UPDATE SET status = 'failed', message = EXCLUDED.message, ended_at = now()
+        """,
+        (source, run_id, dag_id, message),
+    )
+
+
 def batch_status(cur, batch_id: str) -> dict[str, Any] | None:
     """A batch's record as a dict, or None when it was never landed."""
     cur.execute(

@@ -29,6 +29,9 @@ def ensure_tables(cur, config: SourceConfig) -> None:
             staging, sql.Identifier(BATCH_COLUMN), sql.Identifier(ORIGIN_COLUMN)
         )
     )
+    cur.execute(  # staging tables made before rows recorded their origin
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text").format(staging, sql.Identifier(ORIGIN_COLUMN))
+    )
     cur.execute(
         sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
             staging, sql.Identifier(ORIGIN_COLUMN), sql.Literal("Where the row came from: file key, API page")
