@@ -49,10 +49,23 @@ def http_connection(base_url: str) -> str:
 
 
 @contextmanager
-def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: int = NEW_POLICE_INCIDENTS_PER_RUN
-                 ) -> Iterator[dict[str, str]]:
+def _s3(state_dir: Path, server):
+    if server is not None:
+        yield server
+    else:
+        with start_s3_server(state_dir / "s3") as started:
+            yield started
+
+
+@contextmanager
+def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: int = NEW_POLICE_INCIDENTS_PER_RUN,
+                 s3_server=None) -> Iterator[dict[str, str]]:
     """Bring every demo system up to `now` (history since a year ago, plus what arrived since the last
-    run), keep its servers running inside the block, and yield the connections' environment."""
+    run), keep its servers running inside the block, and yield the connections' environment.
+
+    `s3_server`: an S3 server already running to use for the landing buckets (default: start one
+    with its data under `state_dir/s3`).
+    """
     state_dir = Path(state_dir)
     landing = state_dir / "landing"
     drops = state_dir / "drops"
@@ -66,7 +79,7 @@ def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: in
     fire_dispatch.write_drops(drops / "mfd-cad", now)
     lead_testing.write_drops(drops / "mhd-lab", now)
 
-    with start_s3_server(state_dir / "s3") as s3, CallCenterServer(now=now) as call_center:
+    with _s3(state_dir, s3_server) as s3, CallCenterServer(now=now) as call_center:
         client = s3.client()
         upload_folder(drops / "mfd-cad", client, "mfd-cad-landing", "cad")
         upload_folder(drops / "mhd-lab", client, "mhd-lab-landing", "lead")

@@ -34,7 +34,7 @@ class Police:
         dag_run = build_ingest_dag(self.config).test()
         return str(dag_run.state), self.run_log(dag_run.run_id)
 
-    def query(self, sql: str, params=()):
+    def query(self, sql: str, params=None):
         conn = psycopg2.connect(libpq_dsn(self.warehouse))
         try:
             with conn, conn.cursor() as cur:

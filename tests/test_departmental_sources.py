@@ -1,0 +1,193 @@
+"""Every departmental source through Airflow (`dag.test()`), from its demo system to `core`.
+
+Real servers throughout: PostgreSQL, the SeaweedFS S3 server holding the CAD and lab drops, the
+311 call center's HTTP server, and folders of Excel workbooks. Expected counts are computed
+here from the demo systems' own files and records, not by the platform's readers.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import psycopg2
+import pytest
+
+from aim.dag_factory import build_ingest_dag
+from aim.settings import sources_dir
+from aim.sources import load_source_config
+from aim_demo import call_center
+from aim_demo.databases import libpq_dsn
+from aim_demo.systems import demo_systems
+
+# The demo systems' clock: in the past (the suites refuse records from the future), on the hour.
+_CHICAGO_NOW = dt.datetime.now(ZoneInfo("America/Chicago")).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+NOW = _CHICAGO_NOW - dt.timedelta(hours=4)
+LATER = NOW + dt.timedelta(hours=3)
+NEW_SOURCES = ["bmo_aim_registry", "dns_code_enforcement_orders", "dpw_service_requests",
+               "mfd_dispatch_incidents", "mhd_lead_tests"]
+
+
+class Warehouse:
+    def __init__(self, url: str):
+        self.url = url
+
+    def query(self, sql: str, params=None):
+        conn = psycopg2.connect(libpq_dsn(self.url))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def run(self, source: str):
+        dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()
+        (log,) = self.query(
+            "SELECT status, rows_extracted, rows_loaded, message FROM ops.run_log WHERE source = %s AND run_id = %s",
+            (source, dag_run.run_id),
+        )
+        return str(dag_run.state), dict(zip(("status", "extracted", "loaded", "message"), log))
+
+    def fingerprint(self, source: str):
+        return self.query(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM core.{source} t")[0]
+
+
+@pytest.fixture(scope="module")
+def city(new_database, s3_server, airflow_db, tmp_path_factory):
+    state = tmp_path_factory.mktemp("city")
+    warehouse, rms = new_database("aim_wh"), new_database("mpd_rms")
+    with pytest.MonkeyPatch.context() as env:
+        with demo_systems(state, libpq_dsn(rms), NOW, police_new=0, s3_server=s3_server) as connections:
+            for name, value in connections.items():
+                env.setenv(name, value)
+            env.setenv("AIM_WAREHOUSE_URL", warehouse)
+            env.setenv("AIM_EXPORT_URL", str(state / "exports"))
+            yield Warehouse(warehouse), state, rms
+
+
+def _csv_rows(path, encoding="utf-8"):
+    with open(path, newline="", encoding=encoding) as f:
+        return list(csv.DictReader(f))
+
+
+def _expected_counts(state) -> dict[str, int]:
+    drops = state / "drops"
+    dns = 0
+    for path in (state / "landing" / "dns" / "orders").glob("*.xlsx"):
+        sheet = openpyxl.load_workbook(path, read_only=True)["Orders"]
+        dns += sum(1 for row in sheet.iter_rows(min_row=4, values_only=True) if any(v is not None for v in row))
+    registry = openpyxl.load_workbook(state / "landing" / "budget" / "aim_registry.xlsx", read_only=True)["Registry"]
+    return {
+        "mfd_dispatch_incidents": sum(len(_csv_rows(p)) for p in (drops / "mfd-cad").glob("*.csv")),
+        "mhd_lead_tests": sum(len(_csv_rows(p, "cp1252")) for p in (drops / "mhd-lab").glob("*.csv")),
+        "dpw_service_requests": sum(1 for _ in call_center.generate_requests(NOW)),
+        "dns_code_enforcement_orders": dns,
+        "bmo_aim_registry": sum(
+            1 for row in registry.iter_rows(min_row=5, values_only=True) if any(v is not None for v in row)
+        ),
+    }
+
+
+def test_every_source_loads_everything_its_system_holds(city):
+    warehouse, state, _ = city
+    expected = _expected_counts(state)
+    assert expected["dpw_service_requests"] > 50_000 and expected["mfd_dispatch_incidents"] > 50_000
+
+    for source in NEW_SOURCES:
+        state_, log = warehouse.run(source)
+        assert state_ == "success", f"{source}: {log['message']}"
+        assert log["extracted"] == log["loaded"] == expected[source], source
+        assert warehouse.fingerprint(source)[0] == expected[source], source
+
+
+def test_values_arrive_typed_and_clean(city):
+    warehouse, state, _ = city
+    # cp1252 text decoded, stray spaces in the hand-edited registry trimmed, merged two-row header read
+    assert warehouse.query("SELECT count(*) FROM core.mhd_lead_tests WHERE notes LIKE '%Données%'")[0][0] > 0
+    assert warehouse.query("SELECT DISTINCT department FROM core.bmo_aim_registry WHERE department LIKE '%Police%'") \
+        == [("Police",)]
+    assert warehouse.query("SELECT min(target_fiscal_year), max(target_fiscal_year) FROM core.bmo_aim_registry") \
+        == [(NOW.year - 1, NOW.year)]
+    # Excel date cells become dates; HTTP JSON timestamps become timestamps
+    assert warehouse.query("SELECT pg_typeof(issued_on)::text FROM core.dns_code_enforcement_orders LIMIT 1") == [("date",)]
+    assert warehouse.query(
+        "SELECT count(*) FROM core.dpw_service_requests WHERE status = 'CLOSED' AND closed_at < created_at"
+    ) == [(0,)]
+    # a CAD incident matches its line in the day's file
+    day = NOW.date() - dt.timedelta(days=10)
+    first = _csv_rows(state / "drops" / "mfd-cad" / f"cad_incidents_{day}.csv")[0]
+    (row,) = warehouse.query(
+        "SELECT incident_type, address, call_received_at::text FROM core.mfd_dispatch_incidents WHERE incident_number = %s",
+        (first["Incident Number"],),
+    )
+    assert row == (first["Incident Type"], first["Address"], first["Call Received"])
+
+
+def test_a_second_run_moves_nothing(city):
+    warehouse, _, _ = city
+    before = {s: warehouse.fingerprint(s) for s in NEW_SOURCES}
+
+    for source in NEW_SOURCES:
+        state_, log = warehouse.run(source)
+        assert state_ == "success", f"{source}: {log['message']}"
+        assert (log["extracted"], log["loaded"]) == (0, 0), source
+
+    assert {s: warehouse.fingerprint(s) for s in NEW_SOURCES} == before
+
+
+def test_later_in_the_day_only_what_changed_moves(city, s3_server):
+    warehouse, state, rms = city
+    today = state / "drops" / "mfd-cad" / f"cad_incidents_{NOW.date()}.csv"
+    before_today = {r["Incident Number"]: r for r in _csv_rows(today)}
+    old_requests = {r["request_id"]: r for r in call_center.generate_requests(NOW)}
+
+    with demo_systems(state, libpq_dsn(rms), LATER, police_new=0, s3_server=s3_server) as connections, \
+            pytest.MonkeyPatch.context() as env:
+        for name, value in connections.items():
+            env.setenv(name, value)
+        fire_state, fire = warehouse.run("mfd_dispatch_incidents")
+        calls_state, calls = warehouse.run("dpw_service_requests")
+
+    after_today = {r["Incident Number"]: r for r in _csv_rows(today)}
+    changed = [n for n, r in after_today.items() if before_today.get(n) != r]
+    assert fire_state == "success", fire["message"]
+    # today's file is a new version: all of it lands, only its new and changed incidents move into core
+    assert fire["extracted"] == len(after_today) > len(before_today)
+    assert fire["loaded"] == len(changed) > 0
+    new_requests = {r["request_id"]: r for r in call_center.generate_requests(LATER)}
+    moved = [i for i, r in new_requests.items() if old_requests.get(i) != r]
+    assert calls_state == "success", calls["message"]
+    assert calls["extracted"] == calls["loaded"] == len(moved) > 0
+
+
+def test_a_file_sent_twice_is_loaded_once_and_a_corrected_one_again(city, s3_server):
+    warehouse, state, _ = city
+    client = s3_server.client()
+    day = NOW.date() - dt.timedelta(days=30)
+    key = f"cad/cad_incidents_{day}.csv"
+    body = client.get_object(Bucket="mfd-cad-landing", Key=key)["Body"].read()
+    client.put_object(Bucket="mfd-cad-landing", Key=key, Body=body)  # the same file, delivered again
+
+    state_, log = warehouse.run("mfd_dispatch_incidents")
+    assert state_ == "success", log["message"]
+    assert (log["extracted"], log["loaded"]) == (0, 0)
+
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    rows[1][3] = "100 E WELLS ST"  # the department corrects one address and re-sends the file
+    corrected = io.StringIO()
+    csv.writer(corrected, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    client.put_object(Bucket="mfd-cad-landing", Key=key, Body=corrected.getvalue().encode("utf-8"))
+
+    state_, log = warehouse.run("mfd_dispatch_incidents")
+    assert state_ == "success", log["message"]
+    assert (log["extracted"], log["loaded"]) == (len(rows) - 1, 1)
+    assert warehouse.query(
+        "SELECT address FROM core.mfd_dispatch_incidents WHERE incident_number = %s", (rows[1][0],)
+    ) == [("100 E WELLS ST",)]
+    assert warehouse.query(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'merged') FROM ops.source_file "
+        "WHERE source = 'mfd_dispatch_incidents' AND file_key = %s", (f"cad_incidents_{day}.csv",)
+    ) == [(2, 2)]
