@@ -1,0 +1,24 @@
+"""Landing streams: a 1,000,000-row source costs the landing process no more than 100 MB of peak
+memory over a 10,000-row one, through the same code path (benchmarks/landing.py, in fresh
+processes, against the test PostgreSQL server)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "landing_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "landing.py"
+)
+landing_benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(landing_benchmark)
+
+ALLOWED_GROWTH_MB = 100
+
+
+def test_peak_memory_does_not_grow_with_the_source(pg_server):
+    (small,) = landing_benchmark.benchmark(pg_server, 10_000, modes=("land",))
+    (large,) = landing_benchmark.benchmark(pg_server, 1_000_000, modes=("land",))
+
+    assert (small["rows"], large["rows"]) == (10_000, 1_000_000)
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    assert growth <= ALLOWED_GROWTH_MB, f"peak RSS {small['peak_rss_mb']} MB -> {large['peak_rss_mb']} MB"
