@@ -1,7 +1,8 @@
 """The `sql` extractor against real database engines other than PostgreSQL: MariaDB and SQLite.
 
-MariaDB: the server named by AIM_TEST_MARIADB_URL (CI sets it to the MariaDB on 127.0.0.1:3306);
-each test creates its own database there. SQLite always runs (a file in the test's folder).
+MariaDB: the server named by AIM_TEST_MARIADB_URL (.ci/run sets it to the MariaDB on
+127.0.0.1:3306, starting it if needed); each test creates its own database there. SQLite always
+runs (a file in the test's folder).
 PostgreSQL is covered by the police source's end-to-end tests.
 """
 from __future__ import annotations
@@ -32,31 +33,25 @@ CONFIG = SourceConfig.model_validate({
 START = dt.datetime(2026, 1, 1, 8, 0, 0)
 
 
-def _engines(tmp_path):
-    yield "sqlite", sa.engine.make_url(f"sqlite:///{tmp_path / 'permits.db'}")
-    mariadb = os.environ.get("AIM_TEST_MARIADB_URL")
-    if mariadb:
-        name = f"aim_test_{uuid.uuid4().hex[:8]}"
-        server = sa.create_engine(mariadb)
-        with server.begin() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-        try:
-            yield "mariadb", sa.engine.make_url(mariadb).set(database=name)
-        finally:
-            with server.begin() as conn:
-                conn.execute(sa.text(f"DROP DATABASE {name}"))
-            server.dispose()
+ENGINES = ["sqlite", *(["mariadb"] if os.environ.get("AIM_TEST_MARIADB_URL") else [])]
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=ENGINES)
 def source_url(request, tmp_path):
-    for name, url in _engines(tmp_path):
-        if name == request.param:
-            yield url
-            return
-    raise RuntimeError(
-        f"{request.param}: set AIM_TEST_MARIADB_URL (e.g. mysql+pymysql://root@127.0.0.1:3306/test) to test it"
-    )
+    if request.param == "sqlite":
+        yield sa.engine.make_url(f"sqlite:///{tmp_path / 'permits.db'}")
+        return
+    mariadb = os.environ["AIM_TEST_MARIADB_URL"]
+    name = f"aim_test_{uuid.uuid4().hex[:8]}"
+    server = sa.create_engine(mariadb)
+    with server.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield sa.engine.make_url(mariadb).set(database=name)
+    finally:
+        with server.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+        server.dispose()
 
 
 def _create(url, rows: int) -> None:
