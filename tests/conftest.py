@@ -7,6 +7,7 @@ with unique names, so runs never collide, and drops them afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,18 +30,20 @@ from aim_demo.s3_server import start_s3_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> str:
+def pg_server() -> str:
     """URL of a PostgreSQL server's `postgres` database that tests may create databases on."""
     url = os.environ.get("AIM_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
-    server = embedded_pg.ensure_running(pgdata)
+    # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, servers and all.
+    folder = Path(tempfile.mkdtemp(prefix="aim-test-pg-"))
+    server = embedded_pg.ensure_running(folder / "data")
     try:
         yield server.url()
     finally:
-        embedded_pg.stop(pgdata)
+        embedded_pg.stop(folder / "data")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +63,14 @@ def new_database(pg_server):
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
+def s3_server():
     """A real S3-compatible server (SeaweedFS) on loopback, for the whole session."""
-    with start_s3_server(tmp_path_factory.mktemp("s3")) as server:
-        yield server
+    folder = Path(tempfile.mkdtemp(prefix="aim-test-s3-"))
+    try:
+        with start_s3_server(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

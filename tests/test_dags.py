@@ -46,9 +46,13 @@ def test_ingest_dag_policy(dagbag, dag_id):
         if task.task_id != "validate":
             assert task.retries >= 1, f"{dag_id}.{task.task_id} is not retried"
     assert dag.get_task("validate").retries == 0  # a failed quality gate is not transient
-    assert [t.task_id for t in dag.topological_sort()] == [
+    order = [t.task_id for t in dag.topological_sort()]
+    assert [t for t in order if t != "announce_changes"] == [
         "start_run", "extract_and_land", "validate", "merge", "export", "finish_run"
     ]
+    announce = dag.get_task("announce_changes")
+    assert announce.upstream_task_ids == {"merge"}
+    assert [a.uri for a in announce.outlets] == [f"aim://warehouse/core/{config.source}"]
 
 
 def test_a_broken_source_file_is_one_import_error_and_the_others_still_load(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from pathlib import Path
 from airflow.sdk import DAG, task
 
 from aim import pipeline, settings
+from aim.assets import core_asset
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -51,7 +52,8 @@ def _on_task_failure(config: SourceConfig):
 
 
 def build_ingest_dag(config: SourceConfig) -> DAG:
-    """One DAG: start → extract_and_land → validate → merge → export → finish, for one source."""
+    """One DAG for one source: start → extract_and_land → validate → merge → export → finish, and
+    after the merge, `announce_changes` emits the source's core asset when rows changed."""
     with DAG(
         dag_id=dag_id_for(config),
         description=f"{config.department}: {config.system}",
@@ -100,6 +102,14 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         def merge(batch_id: str, **context) -> dict:
             return pipeline.merge(config, run_id=context["run_id"], batch_id=batch_id)
 
+        @task(outlets=[core_asset(config.source)])
+        def announce_changes(merged: dict) -> None:
+            """Emit the core asset only when rows changed, so downstream DAGs do not run for nothing."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            if not merged["rows_loaded"]:
+                raise AirflowSkipException(f"no rows changed in core.{config.source}")
+
         @task
         def export(**context) -> dict:
             return pipeline.export(config, run_id=context["run_id"])
@@ -112,7 +122,9 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         landed = extract_and_land(batch_id)
         validated = validate(batch_id)
         merged = merge(batch_id)
-        landed >> validated >> merged >> export() >> finish_run()
+        exported = export()
+        landed >> validated >> merged >> exported >> finish_run()
+        merged >> announce_changes(merged)
     return dag
 
 
