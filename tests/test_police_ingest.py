@@ -189,6 +189,15 @@ def test_bad_batch_fails_and_leaves_core_watermark_and_export_untouched(police):
         "AND severity = 'critical' ORDER BY 1, 2", (log["batch_id"],)
     )
     assert ("expect_column_values_to_be_in_set", "police") in failed
+    # IT operations can open the evidence beside the exports: the quality index and the batch's Data Docs
+    client = police.s3.client()
+    index = client.get_object(Bucket=police.bucket, Key="exports/quality/index.html")["Body"].read().decode()
+    row = next(line for line in index.splitlines() if log["batch_id"] in line)
+    assert "quarantined" in row
+    (docs,) = police.query("SELECT data_docs FROM ops.batch WHERE batch_id = %s", (log["batch_id"],))[0]
+    assert f'href="{docs[len("quality/"):]}"' in row
+    page = client.get_object(Bucket=police.bucket, Key=f"exports/{docs}")["Body"].read().decode()
+    assert "expect_column_values_to_be_in_set" in page or "values must belong to this set" in page
 
 
 def test_rerun_after_the_source_is_fixed_succeeds(police):

@@ -36,7 +36,7 @@ def test_unknown_column_type_names_file_field_and_expectation(tmp_path):
 
 
 def test_key_must_be_a_listed_column(tmp_path):
-    with pytest.raises(SourceConfigError, match="not listed in columns: \\['incident_id'\\]"):
+    with pytest.raises(SourceConfigError, match="not listed in columns: \\[.incident_id.\\]"):
         load_source_config(_write(tmp_path, key=["incident_id"]))
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from aim import db, runlog, settings
+from aim import db, quality_report, runlog, settings
 from aim.export import export_csv
 from aim.landing import land
 from aim.merge import merge_batch
@@ -67,38 +69,57 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
 
 
 def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:
-    """Run the source's expectation suite on the landed batch, in the database; store every result.
+    """The quality gate: row-level rejects, volume against history, then the expectation suite,
+    all inside the warehouse; every result is stored in `ops.quality_result`.
 
-    A failed critical expectation quarantines the batch (its rows stay in staging) and raises
-    `QualityGateFailed`; core, the watermark and the exports are not touched.
+    Rows that row-level rules isolate go to `ops.rejected_row` while their share stays within the
+    source's limit. A failed critical check quarantines the batch (its rows stay in staging) and
+    raises `QualityGateFailed`; core, the watermark and the exports are not touched. Warnings are
+    recorded and the batch goes on.
     """
-    from aim import quality  # great_expectations is heavy: import it in the task, never at parse time
+    from aim import gate, quality  # great_expectations is heavy: import it in the task, never at parse time
 
     url = settings.warehouse_url()
+    suite_path = settings.expectations_dir() / config.expectation_suite
     with db.transaction(url) as conn, conn.cursor() as cur:
         batch = runlog.batch_status(cur, batch_id)
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
-        if batch["rows_landed"] == 0:  # nothing changed at the source: nothing to check, nothing to merge
-            runlog.mark_validated(cur, batch_id)
-            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", rows_rejected=0)
-            return {"batch_id": batch_id, "expectations": 0, "failed": 0}
-    outcome = quality.validate_batch(url, config, batch_id=batch_id)
+        landed = batch["rows_landed"]
+        rejected, results = gate.reject_rows(
+            cur, config, gate.row_rules(suite_path), batch_id=batch_id, run_id=run_id, landed=landed
+        )
+        results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
+    target = target_from_url(settings.export_url())
+    with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:
+        if landed - rejected > 0:
+            outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site))
+            docs_page = quality_report.publish_data_docs(target, config.source, Path(site))
+        else:
+            outcome, docs_page = quality.ValidationOutcome(suite=Path(config.expectation_suite).stem), None
+    outcome.results[:0] = results
+    warnings = len(outcome.warnings)
     with db.transaction(url) as conn, conn.cursor() as cur:
+        runlog.record_data_docs(cur, batch_id, docs_page)
         runlog.record_quality_results(
             cur, [{**r, "source": config.source, "batch_id": batch_id, "run_id": run_id, "suite": outcome.suite}
-             for r in outcome.results]
+                  for r in outcome.results]
         )
+        runlog.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings)
+        counts = {"rows_rejected": rejected, "warnings": warnings}
         if outcome.success:
             runlog.mark_validated(cur, batch_id)
-            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", rows_rejected=0)
+            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", **counts)
         else:
             message = outcome.failure_message(config.source, batch_id)
             runlog.quarantine_batch(cur, batch_id, message)
-            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="failed", message=message)
+            runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="failed", message=message,
+                              **counts)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        quality_report.publish_index(cur, target)
     if not outcome.success:
         raise QualityGateFailed(message)
-    return {"batch_id": batch_id, "expectations": len(outcome.results), "failed": 0}
+    return {"batch_id": batch_id, "checks": len(outcome.results), "rows_rejected": rejected, "warnings": warnings}
 
 
 def merge(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:

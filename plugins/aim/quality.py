@@ -128,9 +128,11 @@ def _row(validation_result) -> dict[str, Any]:
     }
 
 
-def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str) -> ValidationOutcome:
+def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
+                   data_docs: Path | None = None) -> ValidationOutcome:
     """Run the source's suite on one landed batch of `staging.<source>`; returns every result.
 
+    With `data_docs`, also builds GX Data Docs (HTML) for this validation into that folder.
     Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
     not an exception.
     """
@@ -148,8 +150,23 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str) -
         validate_partitioner=False,  # GX only checks date partitioners; a text batch id is what we want
     )
     suite = context.suites.add(suite)
-    batch = batches.get_batch(batch_parameters={BATCH_COLUMN: batch_id})
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+    for site in list(context.list_data_docs_sites()):  # the ephemeral context's own site is a stray temp folder
+        context.delete_data_docs_site(site)
+    if data_docs is not None:
+        context.add_data_docs_site(site_name="aim", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{config.source}-batch", data=batches, suite=suite)
+    )
+    result = validation.run(  # .run (not batch.validate) stores the result, so Data Docs can show it
+        batch_parameters={BATCH_COLUMN: batch_id},
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+    )
+    if data_docs is not None:
+        context.build_data_docs(site_names=["aim"])
     outcome = ValidationOutcome(suite=suite.name, results=[_row(r) for r in result.results])
     for r in outcome.results:  # an expectation that errored (bad SQL, missing column) counts as failed
         if r["error"]:

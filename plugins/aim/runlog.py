@@ -25,7 +25,7 @@ def start_run(cur, *, source: str, run_id: str, dag_id: str, batch_id: str, logi
 
 def update_run(cur, *, source: str, run_id: str, **fields: Any) -> None:
     """Set counts (`rows_*`), `quality_outcome`, `status` or `message` on a run's record."""
-    allowed = {*_COUNTS, "quality_outcome", "status", "message"}
+    allowed = {*_COUNTS, "quality_outcome", "status", "message", "warnings"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"unknown run_log fields: {sorted(unknown)}")
@@ -114,10 +114,12 @@ def mark_validated(cur, batch_id: str) -> None:
     cur.execute("UPDATE ops.batch SET status = 'validated', failure = NULL WHERE batch_id = %s", (batch_id,))
 
 
-def file_version_merged(cur, source: str, file_key: str, sha256: str) -> bool:
-    """True when this exact version (key and content) of a file was already merged into core."""
+def file_version_settled(cur, source: str, file_key: str, sha256: str) -> bool:
+    """True when this exact version (key and content) of a file was merged into core, or discarded
+    after review: either way it is never loaded again."""
     cur.execute(
-        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s AND status = 'merged'",
+        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s "
+        "AND status IN ('merged', 'discarded')",
         (source, file_key, sha256),
     )
     return cur.fetchone() is not None
@@ -134,3 +136,15 @@ def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, ro
         """,
         (source, file_key, sha256, size, rows, batch_id),
     )
+
+
+def record_batch_checks(cur, batch_id: str, *, rows_rejected: int, warnings: int) -> None:
+    """Record on the batch how many rows row-level rules set aside and how many warnings it had."""
+    cur.execute(
+        "UPDATE ops.batch SET rows_rejected = %s, warnings = %s WHERE batch_id = %s", (rows_rejected, warnings, batch_id)
+    )
+
+
+def record_data_docs(cur, batch_id: str, page: str | None) -> None:
+    """Record where the batch's Data Docs page was published (None: no suite ran on it)."""
+    cur.execute("UPDATE ops.batch SET data_docs = %s WHERE batch_id = %s", (page, batch_id))

@@ -131,6 +131,30 @@ class DerivedKey(_Strict):
     _column = field_validator("column")(_identifier)
 
 
+class VolumeCheck(_Strict):
+    """Daily row volume against the source's recent history, by a date column.
+
+    A day whose rows jump past `spike_factor` times the typical day fails the batch; a day under
+    `drop_share` of it is a warning (recent days may still be filling in); a whole day with no
+    rows, older than `still_filling_days`, fails the batch (data lost, not late).
+    """
+
+    date_column: str
+    lookback_days: int = Field(28, ge=7, le=366)
+    still_filling_days: int = Field(2, ge=0, le=60)
+    spike_factor: float = Field(10, gt=1)
+    drop_share: float = Field(0.1, gt=0, lt=1)
+
+
+class Quality(_Strict):
+    """Per-source quality gate settings beyond the expectation suite."""
+
+    max_rejected_share: float = Field(
+        0.01, ge=0, le=1, description="largest share of a batch's rows that row-level rules may set aside"
+    )
+    volume: VolumeCheck | None = None
+
+
 class Export(_Strict):
     """The public data set this source feeds, and the SQL file that selects its rows."""
 
@@ -153,6 +177,7 @@ class SourceConfig(_Strict):
     derived_key: DerivedKey | None = None
     columns: list[Column] = Field(min_length=1)
     expectation_suite: str
+    quality: Quality = Quality()
     export: Export | None = None
     description: str = ""
 
@@ -175,13 +200,15 @@ class SourceConfig(_Strict):
         watermark = getattr(self.extract, "watermark_column", None)
         if watermark:
             needed.append(watermark)
+        if self.quality.volume:
+            needed.append(self.quality.volume.date_column)
         if self.derived_key:
             needed += [self.derived_key.column, *self.derived_key.from_columns]
             if self.key != [self.derived_key.column]:
                 raise ValueError(f"key: a derived key is the key; expected [{self.derived_key.column}]")
         missing = [k for k in needed if k not in names]
         if missing:
-            raise ValueError(f"key / watermark / derived key name columns not listed in columns: {missing}")
+            raise ValueError(f"key / watermark / derived key / volume date name columns not listed in columns: {missing}")
         if self.kind in ("sql", "http") and not self.connection_id:
             raise ValueError(f"connection_id: a {self.kind} source needs an Airflow connection")
         return self

@@ -1,0 +1,190 @@
+"""The quality gate's own checks, beside the Great Expectations suite: row-level rejects and volume.
+
+Row-level rules are the suite's `unexpected_rows_expectation`s marked `"meta": {"reject_rows":
+true}`: rules that can isolate a bad row (an unparseable date, a negative count, text in a
+number). Before the suite runs, their rows move from staging to `ops.rejected_row` with the rule,
+as long as all of them together stay within the source's `quality.max_rejected_share`; past it,
+nothing moves, the rules fail in the suite like any critical check, and the batch is quarantined
+whole.
+
+Volume checks compare each day of the batch with the source's recent days in core (see
+`sources.VolumeCheck`). Every result has the shape of a suite result, so `ops.quality_result`
+holds both.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psycopg2 import sql
+
+from aim.sources import SourceConfig
+from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A suite rule that rejects rows instead of failing the batch."""
+
+    description: str
+    query: str  # "SELECT * FROM {batch} WHERE ...", as in the suite
+
+
+def row_rules(suite_path: Path) -> list[RowRule]:
+    """The suite's row-level reject rules, in suite order."""
+    raw = json.loads(Path(suite_path).read_text(encoding="utf-8"))
+    return [
+        RowRule(e.get("description") or e["kwargs"]["unexpected_rows_query"], e["kwargs"]["unexpected_rows_query"])
+        for e in raw.get("expectations", [])
+        if e.get("type") == "unexpected_rows_expectation" and (e.get("meta") or {}).get("reject_rows")
+    ]
+
+
+def _result(expectation: str, description: str, *, success: bool, severity: str, observed: Any = None,
+            unexpected: int | None = None, sample: list | None = None, column: str | None = None) -> dict:
+    return {
+        "expectation": expectation, "description": description, "column_name": column, "kwargs": {},
+        "severity": severity, "success": success, "observed_value": observed, "unexpected_count": unexpected,
+        "unexpected_sample": sample, "error": None,
+    }
+
+
+def _rule_sql(cur, config: SourceConfig, rule: RowRule, batch_id: str) -> str:
+    batch = sql.SQL("(SELECT * FROM {} WHERE {} = {}) AS batch").format(
+        qualified(config.staging_table), sql.Identifier(BATCH_COLUMN), sql.Literal(batch_id)
+    ).as_string(cur)
+    return rule.query.replace("{batch}", batch)
+
+
+def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: str, run_id: str,
+                landed: int) -> tuple[int, list[dict]]:
+    """Move the rows the rules match to `ops.rejected_row`, if their share is within the limit.
+
+    Returns (rows rejected, results): one result per rule that matched rows, and one for the
+    share as a whole (critical, failed when past the limit, in which case nothing moved).
+    """
+    staging = qualified(config.staging_table)
+    matched: dict[str, int] = {}
+    ids: set[int] = set()
+    for rule in rules:
+        cur.execute(f"SELECT {ROW_ID_COLUMN} FROM ({_rule_sql(cur, config, rule, batch_id)}) AS bad")
+        found = {r[0] for r in cur.fetchall()}
+        if found:
+            matched[rule.description] = len(found)
+            ids |= found
+    if not ids:
+        return 0, []
+    limit = config.quality.max_rejected_share
+    share = len(ids) / landed if landed else 1.0
+    within = share <= limit
+    results = [
+        _result("aim:row_rule_rejects", f"{description}: rows set aside", success=within, severity="warning",
+                unexpected=count, observed=count)
+        for description, count in matched.items()
+    ]
+    results.append(_result(
+        "aim:rejected_share", f"rows set aside by row-level rules stay within {limit:.1%} of the batch",
+        success=within, severity="critical", observed=round(share, 6), unexpected=len(ids),
+    ))
+    if not within:
+        return 0, results
+    for rule in rules:  # the first rule that matches a row names the reason; a row moves once
+        head = sql.SQL("WITH bad AS (SELECT {} FROM (").format(sql.Identifier(ROW_ID_COLUMN)).as_string(cur)
+        tail = sql.SQL(
+            ") AS matched), moved AS (DELETE FROM {staging} s USING bad WHERE s.{row_id} = bad.{row_id} "
+            "RETURNING s.*) "
+            "INSERT INTO ops.rejected_row (source, batch_id, run_id, rule, origin, row_data) "
+            "SELECT %(source)s, %(batch_id)s, %(run_id)s, %(rule)s, {origin}, "
+            "to_jsonb(moved) - {batch_col} - {origin_name} - {row_id_name} FROM moved"
+        ).format(
+            row_id=sql.Identifier(ROW_ID_COLUMN), staging=staging, origin=sql.Identifier(ORIGIN_COLUMN),
+            batch_col=sql.Literal(BATCH_COLUMN), origin_name=sql.Literal(ORIGIN_COLUMN),
+            row_id_name=sql.Literal(ROW_ID_COLUMN),
+        ).as_string(cur)
+        # the rule's SQL is the suite's own text: escape % so it is not taken for a parameter
+        statement = head + _rule_sql(cur, config, rule, batch_id).replace("%", "%%") + tail
+        cur.execute(
+            statement, {"source": config.source, "batch_id": batch_id, "run_id": run_id, "rule": rule.description}
+        )
+    return len(ids), results
+
+
+def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
+    """Day-by-day volume of the batch (with the rows core keeps for the same days) against history."""
+    volume = config.quality.volume
+    if volume is None:
+        return []
+    date_type = config.column(volume.date_column).type
+    day_of = sql.SQL("({}::{})::date").format(sql.Identifier(volume.date_column), sql.SQL(date_type))
+    staged_key = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.Identifier(k) for k in config.key))
+    core_key = sql.SQL("ARRAY[{}]").format(
+        sql.SQL(", ").join(sql.SQL("c.{}::text").format(sql.Identifier(k)) for k in config.key)
+    )
+    date_col = sql.Identifier(volume.date_column)
+    cur.execute(
+        sql.SQL("""
+        WITH batch AS (
+            SELECT {staged_key} AS k, {day} AS day FROM {staging}
+            WHERE {batch_col} = %(batch_id)s AND {date_col} IS NOT NULL
+        ), batch_days AS (
+            SELECT min(day) AS first_day, max(day) AS last_day FROM batch
+        ), history AS (  -- core's days before the batch's, within the lookback
+            SELECT c.{date_col}::date AS day, count(*) AS n FROM {core} c, batch_days
+            WHERE c.{date_col} >= first_day - %(lookback)s AND c.{date_col} < first_day
+            GROUP BY 1
+        ), days AS (  -- the batch's days: its rows, plus the rows core keeps for those days
+            SELECT day, count(*) AS n FROM (
+                SELECT day FROM batch
+                UNION ALL
+                SELECT c.{date_col}::date FROM {core} c, batch_days
+                WHERE c.{date_col} >= first_day AND c.{date_col} < last_day + 1
+                  AND NOT EXISTS (SELECT 1 FROM batch WHERE batch.k = {core_key})
+            ) AS batch_and_core GROUP BY day
+        ), calendar AS (
+            SELECT d::date AS day FROM batch_days,
+                   generate_series(greatest(first_day - %(lookback)s,  -- not before the source's first day
+                                            least((SELECT min({date_col})::date FROM {core}), first_day)),
+                                   last_day, interval '1 day') AS d
+        )
+        SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY n) FROM history),
+               (SELECT count(*) FROM history),
+               coalesce((SELECT json_agg(json_build_array(day, n) ORDER BY day) FROM days), '[]'),
+               coalesce((SELECT json_agg(c.day ORDER BY c.day) FROM calendar c
+                         WHERE c.day < (now() AT TIME ZONE 'America/Chicago')::date - %(filling)s
+                           AND NOT EXISTS (SELECT 1 FROM days WHERE days.day = c.day)
+                           AND NOT EXISTS (SELECT 1 FROM history WHERE history.day = c.day)), '[]')
+        """).format(
+            staged_key=staged_key, core_key=core_key, day=day_of, staging=qualified(config.staging_table),
+            batch_col=sql.Identifier(BATCH_COLUMN), date_col=date_col, core=qualified(config.core_table),
+        ),
+        {"batch_id": batch_id, "lookback": volume.lookback_days, "filling": volume.still_filling_days},
+    )
+    typical, history_days, days, missing = cur.fetchone()
+    column = volume.date_column
+    results = [_result(
+        "aim:no_missing_day", f"no whole day without rows in {column} (older than {volume.still_filling_days} days)",
+        success=not missing, severity="critical", observed=len(missing), unexpected=len(missing),
+        sample=missing[:10], column=column,
+    )]
+    if not typical or history_days < 7:  # not enough history to judge a day's volume
+        return results
+    today = dt.date.today()
+    spikes = [[d, n] for d, n in days if n > volume.spike_factor * typical]
+    drops = [[d, n] for d, n in days if n < volume.drop_share * typical]
+    filling = [d for d, _ in drops if (today - dt.date.fromisoformat(d)).days <= volume.still_filling_days]
+    results.append(_result(
+        "aim:daily_volume_spike", f"no day has more than {volume.spike_factor:g} times the typical {typical:g} rows",
+        success=not spikes, severity="critical", observed=typical, unexpected=len(spikes), sample=spikes[:10],
+        column=column,
+    ))
+    results.append(_result(
+        "aim:daily_volume_drop",
+        f"no day has under {volume.drop_share:.0%} of the typical {typical:g} rows"
+        + (f" ({len(filling)} recent day(s) may still be filling in)" if filling else ""),
+        success=not drops, severity="warning", observed=typical, unexpected=len(drops), sample=drops[:10],
+        column=column,
+    ))
+    return results

@@ -1,0 +1,87 @@
+"""Publishing quality results beside the exports, under `quality/`, for IT operations to open.
+
+- `quality/<source>/`: the Great Expectations Data Docs site of the source; each validation adds
+  its own page under `validations/` (the site's own index shows the latest one).
+- `quality/index.html`: every recent batch of every source, newest first: its status, failed
+  critical checks, warnings, rows set aside, and a link to its Data Docs page. Plain HTML with
+  relative links, so it works opened from S3 or from the local export folder.
+"""
+from __future__ import annotations
+
+import html
+import mimetypes
+import tempfile
+from pathlib import Path
+
+from aim.storage import ExportTarget, sha256_file
+
+INDEX = "quality/index.html"
+RECENT_BATCHES = 200
+
+
+def publish_data_docs(target: ExportTarget, source: str, site: Path) -> str | None:
+    """Publish a built Data Docs site under `quality/<source>/`; returns the validation page's path."""
+    page = None
+    for path in sorted(p for p in Path(site).rglob("*") if p.is_file()):
+        relative = path.relative_to(site).as_posix()
+        relpath = f"quality/{source}/{relative}"
+        digest = sha256_file(path)
+        if target.sha256(relpath) != digest:
+            target.publish(path, relpath, digest, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        if relative.startswith("validations/") and relative.endswith(".html"):
+            page = relpath
+    return page
+
+
+def _rows(cur) -> list[tuple]:
+    cur.execute(
+        """
+        SELECT b.source, b.batch_id, b.status, b.landed_at, b.rows_landed, b.rows_rejected, b.warnings, b.data_docs,
+               (SELECT count(*) FROM ops.quality_result q
+                 WHERE q.batch_id = b.batch_id AND NOT q.success AND q.severity = 'critical') AS failed
+        FROM ops.batch b ORDER BY b.landed_at DESC LIMIT %s
+        """,
+        (RECENT_BATCHES,),
+    )
+    return cur.fetchall()
+
+
+def index_html(rows: list[tuple]) -> str:
+    """The quality index page for these batches (source, batch, status, landed, rows, rejected, warnings,
+    Data Docs path, failed critical checks)."""
+    body = []
+    for source, batch_id, status, landed_at, rows_landed, rejected, warnings, docs, failed in rows:
+        link = f'<a href="{html.escape(docs[len("quality/"):])}">checks</a>' if docs else ""
+        body.append(
+            f'<tr class="{html.escape(status)}"><td>{html.escape(source)}</td><td>{html.escape(batch_id)}</td>'
+            f"<td>{html.escape(status)}</td><td>{landed_at:%Y-%m-%d %H:%M}</td><td>{rows_landed}</td>"
+            f"<td>{failed}</td><td>{warnings}</td><td>{rejected}</td><td>{link}</td></tr>"
+        )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>AIM data quality</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; }}
+tr.quarantined {{ background: #fde2e1; }} tr.discarded {{ background: #eee; color: #666; }}
+</style></head><body>
+<h1>AIM data quality: recent batches</h1>
+<p>Every batch landed from a departmental source and the outcome of its quality gate. A
+<b>quarantined</b> batch failed a critical check: nothing of it reached the warehouse or the
+exports; see <code>make quarantine</code> to review it. Rows set aside by row-level rules are in
+<code>ops.rejected_row</code>.</p>
+<table><thead><tr><th>source</th><th>batch</th><th>status</th><th>landed (UTC)</th><th>rows</th>
+<th>critical checks failed</th><th>warnings</th><th>rows set aside</th><th>Data Docs</th></tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+
+
+def publish_index(cur, target: ExportTarget) -> None:
+    """Rewrite `quality/index.html` from `ops.batch` (only when its content changed)."""
+    with tempfile.TemporaryDirectory(prefix="aim-quality-") as tmp:
+        page = Path(tmp) / "index.html"
+        page.write_text(index_html(_rows(cur)), encoding="utf-8")
+        digest = sha256_file(page)
+        if target.sha256(INDEX) != digest:
+            target.publish(page, INDEX, digest, "text/html; charset=utf-8")
