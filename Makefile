@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test install lock warehouse-url psql warehouse-stop airflow-ui clean
+.PHONY: demo test install lock warehouse-url psql warehouse-stop airflow-ui quarantine release discard clean
 
 demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
 	$(BIN)/python -m aim_demo demo
@@ -41,6 +41,17 @@ warehouse-stop: $(STAMP) ## stop the embedded warehouse server
 
 airflow-ui: $(STAMP) ## the Airflow UI on http://localhost:8080 (airflow standalone) over the demo setup
 	$(BIN)/python -m aim_demo standalone
+
+quarantine: $(STAMP) ## list quarantined batches (make quarantine BATCH=... shows one)
+	$(BIN)/python -m aim_demo quarantine $(if $(BATCH),show "$(BATCH)",list)
+
+release: $(STAMP) ## release a quarantined batch after review: make release BATCH=... NOTE="why"
+	@test -n "$(BATCH)" -a -n "$(NOTE)" || { echo 'usage: make release BATCH=<batch id> NOTE="why it is fit to publish"'; exit 2; }
+	$(BIN)/python -m aim_demo quarantine release "$(BATCH)" --note "$(NOTE)"
+
+discard: $(STAMP) ## discard a quarantined batch after review: make discard BATCH=... NOTE="why"
+	@test -n "$(BATCH)" -a -n "$(NOTE)" || { echo 'usage: make discard BATCH=<batch id> NOTE="why"'; exit 2; }
+	$(BIN)/python -m aim_demo quarantine discard "$(BATCH)" --note "$(NOTE)"
 
 clean: ## remove local state (warehouse data, exports, Airflow home); keeps the virtualenv
 	-$(BIN)/python -m aim_demo stop

@@ -6,6 +6,7 @@
   psql        open psql on the warehouse
   stop        stop the embedded warehouse server
   standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
+  quarantine  review quarantined batches: list | show BATCH | release BATCH --note ... | discard BATCH --note ...
 """
 from __future__ import annotations
 
@@ -95,6 +96,13 @@ def main(argv: list[str]) -> int:
         with _environment() as env:
             airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
             return subprocess.call([airflow, "standalone"], env={**os.environ, **env, "AIRFLOW__CORE__PARALLELISM": "4"})
+    if command == "quarantine":  # aim.quarantine on the demo warehouse: list, show, release, discard
+        os.environ.setdefault("AIM_WAREHOUSE_URL", local.warehouse_url())
+        os.environ.update({k: v for k, v in local.airflow_environment().items() if k.startswith("AIM_")})
+        os.environ.setdefault("AIM_EXPORT_URL", str(local.STATE_DIR / "exports"))
+        from aim.quarantine import main as review
+
+        return review(argv[2:])
     if command == "stop":
         stopped = embedded_pg.stop(local.PGDATA)
         print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")

@@ -124,7 +124,7 @@ def _land_files(cur, config: SourceConfig, store, batch_id: str) -> Landed:
         for remote in store.list(config.extract.pattern):
             local = Path(scratch) / "file"
             sha256 = store.fetch(remote.key, local)
-            if runlog.file_version_merged(cur, config.source, remote.key, sha256):
+            if runlog.file_version_settled(cur, config.source, remote.key, sha256):
                 landed.files_skipped.append(remote.key)
                 continue
             chunks = read_records(local, file_format, source_columns, display_name=store.describe(remote.key))

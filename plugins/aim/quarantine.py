@@ -1,0 +1,149 @@
+"""Reviewing quarantined batches: list them, look at one, release it or discard it.
+
+    python -m aim.quarantine list
+    python -m aim.quarantine show BATCH
+    python -m aim.quarantine release BATCH --note "district 9 is the new district, confirmed by MPD"
+    python -m aim.quarantine discard BATCH --note "duplicate drop; the department re-sent a fixed file"
+
+(`make quarantine`, `make release BATCH=... NOTE=...`, `make discard BATCH=... NOTE=...` run these
+on the demo warehouse; the `quarantine_review` DAG runs them from Airflow.)
+
+A release goes through the same merge as any validated batch: the upsert, the watermark and the
+batch's file versions move together, then the source's export is refreshed. A discard deletes
+the batch's staged rows and marks its file versions discarded (never loaded again; a corrected
+file is a new version). A discard does not move a watermark: the source still holds those rows,
+and the next run extracts them again, as the source has them then.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from aim import db, pipeline, runlog, settings
+from aim.merge import merge_batch
+from aim.sources import SourceConfig, load_source_config
+from aim.staging import discard_batch
+
+
+class ReviewError(RuntimeError):
+    """The batch cannot be reviewed as asked (unknown, or not quarantined)."""
+
+
+def reviewer() -> str:
+    """Who is reviewing: AIM_REVIEWER, else the login name."""
+    return os.environ.get("AIM_REVIEWER") or getpass.getuser()
+
+
+def quarantined(cur) -> list[dict[str, Any]]:
+    """Every quarantined batch, newest first, with its failure."""
+    cur.execute(
+        "SELECT batch_id, source, run_id, rows_landed, rows_rejected, landed_at, failure FROM ops.batch "
+        "WHERE status = 'quarantined' ORDER BY landed_at DESC"
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def details(cur, batch_id: str) -> dict[str, Any]:
+    """A batch's record, its failed checks (with samples) and how many rows it holds in staging."""
+    cur.execute("SELECT * FROM ops.batch WHERE batch_id = %s", (batch_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise ReviewError(f"no batch {batch_id} in ops.batch")
+    batch = dict(zip([d[0] for d in cur.description], row))
+    cur.execute(
+        "SELECT expectation, description, column_name, severity, unexpected_count, unexpected_sample, error "
+        "FROM ops.quality_result WHERE batch_id = %s AND NOT success ORDER BY severity, result_id", (batch_id,)
+    )
+    names = [d[0] for d in cur.description]
+    batch["failed_checks"] = [dict(zip(names, r)) for r in cur.fetchall()]
+    cur.execute("SELECT count(*) FROM ops.rejected_row WHERE batch_id = %s", (batch_id,))
+    batch["rejected_rows"] = cur.fetchone()[0]
+    return batch
+
+
+def _config(source: str) -> SourceConfig:
+    return load_source_config(settings.sources_dir() / f"{source}.yaml")
+
+
+def _quarantined_batch(cur, batch_id: str) -> dict[str, Any]:
+    cur.execute("SELECT source, status FROM ops.batch WHERE batch_id = %s FOR UPDATE", (batch_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise ReviewError(f"no batch {batch_id} in ops.batch")
+    if row[1] != "quarantined":
+        raise ReviewError(f"batch {batch_id} is {row[1]}, not quarantined: only a quarantined batch is reviewed")
+    return {"source": row[0]}
+
+
+def _review(cur, batch_id: str, status: str, note: str) -> None:
+    cur.execute(
+        "UPDATE ops.batch SET status = %s, reviewed_by = %s, reviewed_at = now(), review_note = %s "
+        "WHERE batch_id = %s",
+        (status, reviewer(), note, batch_id),
+    )
+
+
+def release(batch_id: str, note: str) -> dict[str, Any]:
+    """Merge a quarantined batch after review, as a validated batch would be, then refresh the export."""
+    if not note.strip():
+        raise ReviewError("a release needs a note saying why the batch is fit to publish")
+    url = settings.warehouse_url()
+    run_id = f"release__{batch_id}"
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        source = _quarantined_batch(cur, batch_id)["source"]
+        config = _config(source)
+        _review(cur, batch_id, "validated", note)
+        runlog.start_run(cur, source=source, run_id=run_id, dag_id="aim.quarantine", batch_id=batch_id,
+                         logical_date=None)
+        loaded = merge_batch(cur, config, batch_id, run_id)
+        runlog.update_run(cur, source=source, run_id=run_id, rows_loaded=loaded, quality_outcome="passed",
+                          message=f"released by {reviewer()}: {note}")
+    exported = pipeline.export(config, run_id=run_id)
+    pipeline.finish_run(config, run_id=run_id)
+    return {"batch_id": batch_id, "source": source, "rows_loaded": loaded, "export": exported}
+
+
+def discard(batch_id: str, note: str) -> dict[str, Any]:
+    """Throw away a quarantined batch's staged rows after review; its file versions are never reloaded."""
+    if not note.strip():
+        raise ReviewError("a discard needs a note saying why")
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        source = _quarantined_batch(cur, batch_id)["source"]
+        deleted = discard_batch(cur, _config(source).staging_table, batch_id)
+        _review(cur, batch_id, "discarded", note)
+        cur.execute("UPDATE ops.source_file SET status = 'discarded' WHERE batch_id = %s", (batch_id,))
+    return {"batch_id": batch_id, "source": source, "rows_deleted": deleted}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aim.quarantine", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="quarantined batches, newest first")
+    show = commands.add_parser("show", help="one batch: its failure, failed checks and samples")
+    show.add_argument("batch")
+    for name in ("release", "discard"):
+        sub = commands.add_parser(name, help=f"{name} a quarantined batch after review")
+        sub.add_argument("batch")
+        sub.add_argument("--note", required=True, help="why (kept in ops.batch.review_note)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command in ("list", "show"):
+            with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+                found = quarantined(cur) if args.command == "list" else details(cur, args.batch)
+            print(json.dumps(found, indent=2, default=str))
+            return 0
+        result = (release if args.command == "release" else discard)(args.batch, args.note)
+    except ReviewError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

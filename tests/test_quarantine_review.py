@@ -1,0 +1,121 @@
+"""Reviewing a quarantined batch: inspect it in ops, release it (same merge path, export refreshed)
+or discard it (nothing merged, the source's rows come again), from the command line or Airflow."""
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+
+import psycopg2
+import pytest
+
+from aim import quarantine
+from aim.dag_factory import build_ingest_dag
+from aim.export import latest_csv_path
+from aim.review_dag import build_review_dag
+from aim.settings import sources_dir
+from aim.sources import load_source_config
+from aim_demo import mpd_rms
+from aim_demo.databases import libpq_dsn
+
+CONFIG = load_source_config(sources_dir() / "mpd_crime_incidents.yaml")
+
+
+class Review:
+    def __init__(self, warehouse, rms, exports):
+        self.warehouse, self.rms, self.exports = warehouse, rms, exports
+
+    def query(self, sql, params=None):
+        conn = psycopg2.connect(libpq_dsn(self.warehouse))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def ingest(self):
+        dag_run = build_ingest_dag(CONFIG).test()
+        (batch_id,) = self.query("SELECT batch_id FROM ops.run_log WHERE run_id = %s", (dag_run.run_id,))[0]
+        return str(dag_run.state), batch_id
+
+    def exported_police(self, incident):
+        with open(self.exports / latest_csv_path("mpd-crime-incidents"), newline="", encoding="utf-8") as f:
+            return next(r["POLICE"] for r in csv.DictReader(f) if r["IncidentNum"] == incident)
+
+
+@pytest.fixture(scope="module")
+def review(new_database, airflow_db, tmp_path_factory):
+    warehouse, rms = new_database("aim_wh"), new_database("mpd_rms")
+    exports = tmp_path_factory.mktemp("exports")
+    mpd_rms.seed(rms)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIM_WAREHOUSE_URL", warehouse)
+        env.setenv("AIRFLOW_CONN_MPD_RMS", libpq_dsn(rms))
+        env.setenv("AIM_EXPORT_URL", str(exports))
+        env.setenv("AIM_REVIEWER", "it-ops-tester")
+        helper = Review(warehouse, rms, exports)
+        assert helper.ingest()[0] == "success"
+        yield helper
+
+
+INCIDENTS = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[300:303])
+
+
+def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, capsys):
+    mpd_rms.amend_incidents(review.rms, [INCIDENTS[0]], police=9)
+    state, batch_id = review.ingest()
+    assert state == "failed"
+    watermark_before = review.query("SELECT value FROM ops.watermark")
+    capsys.readouterr()  # drop what the DAG run printed
+
+    assert quarantine.main(["list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [b["batch_id"] for b in listed] == [batch_id]
+    assert quarantine.main(["show", batch_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert any(c["column_name"] == "police" and c["unexpected_sample"] == ["9"] for c in shown["failed_checks"])
+
+    result = quarantine.release(batch_id, "district 9 confirmed by MPD records")
+
+    assert result["rows_loaded"] == 1
+    assert review.query("SELECT police FROM core.mpd_crime_incidents WHERE incident_num = %s", (INCIDENTS[0],)) == [(9,)]
+    assert review.query("SELECT status, reviewed_by, review_note FROM ops.batch WHERE batch_id = %s", (batch_id,)) == [
+        ("merged", "it-ops-tester", "district 9 confirmed by MPD records")
+    ]
+    assert review.query("SELECT value FROM ops.watermark") != watermark_before
+    assert review.exported_police(INCIDENTS[0]) == "9"
+    assert review.query("SELECT status FROM ops.run_log WHERE run_id = %s", (f"release__{batch_id}",)) == [("success",)]
+    with pytest.raises(quarantine.ReviewError, match="not quarantined"):
+        quarantine.release(batch_id, "again")
+
+
+def test_discard_from_airflow_merges_nothing_and_the_rows_come_again(review):
+    mpd_rms.amend_incidents(review.rms, [INCIDENTS[1]], police=8)
+    state, batch_id = review.ingest()
+    assert state == "failed"
+    before = review.query("SELECT md5(string_agg(c::text, '|' ORDER BY incident_num)) FROM core.mpd_crime_incidents c")
+    watermark = review.query("SELECT value FROM ops.watermark")
+
+    dag_run = build_review_dag().test(run_conf={"batch_id": batch_id, "action": "discard", "note": "bad RMS export"})
+
+    assert str(dag_run.state) == "success"
+    assert review.query("SELECT status, review_note FROM ops.batch WHERE batch_id = %s", (batch_id,)) == [
+        ("discarded", "bad RMS export")
+    ]
+    assert review.query("SELECT count(*) FROM staging.mpd_crime_incidents WHERE _batch_id = %s", (batch_id,)) == [(0,)]
+    assert review.query("SELECT md5(string_agg(c::text, '|' ORDER BY incident_num)) FROM core.mpd_crime_incidents c") \
+        == before
+    assert review.query("SELECT value FROM ops.watermark") == watermark
+    # the source still has the bad row: the next run quarantines it again; once fixed, it merges
+    assert review.ingest()[0] == "failed"
+    mpd_rms.amend_incidents(review.rms, [INCIDENTS[1]], police=4)
+    assert review.ingest()[0] == "success"
+    assert review.query("SELECT police FROM core.mpd_crime_incidents WHERE incident_num = %s", (INCIDENTS[1],)) == [(4,)]
+
+
+def test_a_review_needs_a_quarantined_batch_and_a_note(review):
+    with pytest.raises(quarantine.ReviewError, match="no batch"):
+        quarantine.discard(f"no-such-batch-{uuid.uuid4().hex[:6]}", "why")
+    with pytest.raises(quarantine.ReviewError, match="needs a note"):
+        quarantine.release("anything", "  ")
