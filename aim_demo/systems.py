@@ -71,6 +71,7 @@ def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: in
     drops = state_dir / "drops"
 
     mpd_rms.seed(rms_url)
+    mpd_rms.synthesize_recent(rms_url, now)
     if police_new:
         mpd_rms.add_incidents(rms_url, police_new)
 

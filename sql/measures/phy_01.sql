@@ -1,0 +1,47 @@
+-- measure: PHY-01
+-- name: Pothole requests closed within 3 days
+-- reads: core.dpw_service_requests (created_at)
+-- geographies: citywide, aldermanic_district
+--
+-- Denominator: POTHOLE requests created in the month at least 3 days before the query runs
+-- (created_at <= now - 3 days, Milwaukee time): only a request that old can be judged, so the
+-- latest 3 days' requests are left out until they are. Numerator: those with closed_at not NULL
+-- and closed_at - created_at <= 3 days (exactly 3 days counts as within).
+-- value = 100 * numerator / denominator (percent).
+-- Month: the month of created_at (local time).
+-- Rows: one per month and geography with at least one request old enough; a month or district
+-- without any has no row (the share is undefined). A request without an aldermanic district
+-- counts only citywide.
+--
+-- Run in psql:
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+--   \i sql/measures/phy_01.sql
+WITH requests AS (
+    SELECT date_trunc('month', r.created_at)::date AS period_start,
+           r.ald,
+           r.closed_at IS NOT NULL AND r.closed_at - r.created_at <= interval '3 days' AS closed_in_time
+    FROM core.dpw_service_requests r
+    CROSS JOIN measure_window w
+    WHERE r.created_at >= date_trunc('month', w.period_start)
+      AND r.created_at < date_trunc('month', w.period_end) + interval '1 month'
+      AND r.request_type = 'POTHOLE'
+      AND r.created_at <= (now() AT TIME ZONE 'America/Chicago') - interval '3 days'
+), placed AS (  -- each request once citywide and once in its aldermanic district
+    SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, closed_in_time FROM requests
+    UNION ALL
+    SELECT period_start, 'aldermanic_district', ald::text, closed_in_time FROM requests WHERE ald BETWEEN 1 AND 15
+), tallied AS (
+    SELECT period_start, geography_type, geography_code,
+           count(*) FILTER (WHERE closed_in_time)::numeric AS numerator,
+           count(*)::numeric AS denominator
+    FROM placed
+    GROUP BY period_start, geography_type, geography_code
+)
+SELECT period_start,
+       geography_type::text,
+       geography_code::text,
+       100 * numerator / denominator AS value,
+       numerator,
+       denominator
+FROM tallied
+ORDER BY period_start, geography_type <> 'citywide', geography_type, lpad(geography_code, 2, '0');

@@ -1,0 +1,43 @@
+-- measure: PHY-02
+-- name: Median days to close a 311 request
+-- reads: core.dpw_service_requests (closed_at)
+-- geographies: citywide, aldermanic_district
+--
+-- The median of closed_at - created_at, in days (seconds / 86400, fractional), over requests
+-- of every type closed in the month (closed_at not NULL) (percentile_cont(0.5): the mean of the
+-- two middle durations when their number is even). numerator and denominator are NULL (a median).
+-- Month: the month of closed_at (local time).
+-- Rows: one per month and geography with at least one request closed; a month or district
+-- without any has no row (the median is undefined). A request without an aldermanic district
+-- counts only citywide.
+--
+-- Run in psql:
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+--   \i sql/measures/phy_02.sql
+WITH closed AS (
+    SELECT date_trunc('month', r.closed_at)::date AS period_start,
+           r.ald,
+           r.closed_at - r.created_at AS time_to_close
+    FROM core.dpw_service_requests r
+    CROSS JOIN measure_window w
+    WHERE r.closed_at >= date_trunc('month', w.period_start)
+      AND r.closed_at < date_trunc('month', w.period_end) + interval '1 month'
+      AND r.created_at IS NOT NULL
+), placed AS (  -- each request once citywide and once in its aldermanic district
+    SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, time_to_close FROM closed
+    UNION ALL
+    SELECT period_start, 'aldermanic_district', ald::text, time_to_close FROM closed WHERE ald BETWEEN 1 AND 15
+), medians AS (  -- the median of intervals is an interval, exact to the microsecond
+    SELECT period_start, geography_type, geography_code,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_close) AS median_time_to_close
+    FROM placed
+    GROUP BY period_start, geography_type, geography_code
+)
+SELECT period_start,
+       geography_type::text,
+       geography_code::text,
+       extract(epoch FROM median_time_to_close) / 86400 AS value,
+       NULL::numeric AS numerator,
+       NULL::numeric AS denominator
+FROM medians
+ORDER BY period_start, geography_type <> 'citywide', geography_type, lpad(geography_code, 2, '0');

@@ -1,0 +1,47 @@
+-- measure: SAF-03
+-- name: Fire calls with a unit on scene within 5 minutes 20 seconds of dispatch
+-- reads: core.mfd_dispatch_incidents (call_received_at)
+-- geographies: citywide, aldermanic_district
+--
+-- Denominator: FIRE incidents with both dispatched_at and on_scene_at recorded and on_scene_at
+-- not before dispatched_at. Numerator: those with on_scene_at - dispatched_at <= 320 seconds
+-- (exactly 5:20 counts as within). value = 100 * numerator / denominator (percent).
+-- Month: the month of call_received_at (local time).
+-- Rows: one per month and geography with at least one such call; a month or district without
+-- any has no row (the share is undefined). An incident without an aldermanic district counts
+-- only citywide.
+--
+-- Run in psql:
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+--   \i sql/measures/saf_03.sql
+WITH calls AS (
+    SELECT date_trunc('month', f.call_received_at)::date AS period_start,
+           f.ald,
+           f.on_scene_at - f.dispatched_at <= interval '5 minutes 20 seconds' AS within_target
+    FROM core.mfd_dispatch_incidents f
+    CROSS JOIN measure_window w
+    WHERE f.call_received_at >= date_trunc('month', w.period_start)
+      AND f.call_received_at < date_trunc('month', w.period_end) + interval '1 month'
+      AND f.incident_type = 'FIRE'
+      AND f.dispatched_at IS NOT NULL
+      AND f.on_scene_at IS NOT NULL
+      AND f.on_scene_at >= f.dispatched_at
+), placed AS (  -- each call once citywide and once in its aldermanic district
+    SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, within_target FROM calls
+    UNION ALL
+    SELECT period_start, 'aldermanic_district', ald::text, within_target FROM calls WHERE ald BETWEEN 1 AND 15
+), tallied AS (
+    SELECT period_start, geography_type, geography_code,
+           count(*) FILTER (WHERE within_target)::numeric AS numerator,
+           count(*)::numeric AS denominator
+    FROM placed
+    GROUP BY period_start, geography_type, geography_code
+)
+SELECT period_start,
+       geography_type::text,
+       geography_code::text,
+       100 * numerator / denominator AS value,
+       numerator,
+       denominator
+FROM tallied
+ORDER BY period_start, geography_type <> 'citywide', geography_type, lpad(geography_code, 2, '0');

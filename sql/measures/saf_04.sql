@@ -1,0 +1,46 @@
+-- measure: SAF-04
+-- name: Median EMS response time
+-- reads: core.mfd_dispatch_incidents (call_received_at)
+-- geographies: citywide, aldermanic_district
+--
+-- The median, in minutes, of on_scene_at - dispatched_at over EMS incidents with both times
+-- recorded and on_scene_at not before dispatched_at (percentile_cont(0.5): the mean of the two
+-- middle times when their number is even). numerator and denominator are NULL (a median).
+-- Month: the month of call_received_at (local time).
+-- Rows: one per month and geography with at least one such incident; a month or district
+-- without any has no row (the median is undefined). An incident without an aldermanic district
+-- counts only citywide.
+--
+-- Run in psql:
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+--   \i sql/measures/saf_04.sql
+WITH responses AS (
+    SELECT date_trunc('month', e.call_received_at)::date AS period_start,
+           e.ald,
+           e.on_scene_at - e.dispatched_at AS response
+    FROM core.mfd_dispatch_incidents e
+    CROSS JOIN measure_window w
+    WHERE e.call_received_at >= date_trunc('month', w.period_start)
+      AND e.call_received_at < date_trunc('month', w.period_end) + interval '1 month'
+      AND e.incident_type = 'EMS'
+      AND e.dispatched_at IS NOT NULL
+      AND e.on_scene_at IS NOT NULL
+      AND e.on_scene_at >= e.dispatched_at
+), placed AS (  -- each incident once citywide and once in its aldermanic district
+    SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, response FROM responses
+    UNION ALL
+    SELECT period_start, 'aldermanic_district', ald::text, response FROM responses WHERE ald BETWEEN 1 AND 15
+), medians AS (  -- the median of intervals is an interval, exact to the microsecond
+    SELECT period_start, geography_type, geography_code,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY response) AS median_response
+    FROM placed
+    GROUP BY period_start, geography_type, geography_code
+)
+SELECT period_start,
+       geography_type::text,
+       geography_code::text,
+       extract(epoch FROM median_response) / 60 AS value,
+       NULL::numeric AS numerator,
+       NULL::numeric AS denominator
+FROM medians
+ORDER BY period_start, geography_type <> 'citywide', geography_type, lpad(geography_code, 2, '0');
