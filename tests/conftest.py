@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration when first imported: point it at a throwaway home first.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="aim-test-airflow-")
+os.environ.setdefault("AIM_RETRY_DELAY_SECONDS", "0.2")  # a failing task retries at once in tests
 from aim_demo import local  # noqa: E402
 
 os.environ.update(local.airflow_environment())

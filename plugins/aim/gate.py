@@ -188,3 +188,22 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
         column=column,
     ))
     return results
+
+
+def file_results(cur, *, batch_id: str) -> list[dict]:
+    """Warnings about the batch's files: a file with no data rows, a file with columns nobody reads."""
+    cur.execute(
+        "SELECT file_key, rows_landed, extra_columns FROM ops.source_file WHERE batch_id = %s ORDER BY file_key",
+        (batch_id,),
+    )
+    files = cur.fetchall()
+    if not files:
+        return []
+    empty = [key for key, rows, _ in files if not rows]
+    extra = [f"{key}: {', '.join(columns)}" for key, _, columns in files if columns]
+    return [
+        _result("aim:file_has_rows", "every file delivered has data rows", success=not empty, severity="warning",
+                unexpected=len(empty), sample=empty[:10]),
+        _result("aim:file_extra_columns", "files have no columns the source does not read (they are ignored)",
+                success=not extra, severity="warning", unexpected=len(extra), sample=extra[:10]),
+    ]

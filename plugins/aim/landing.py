@@ -111,7 +111,7 @@ def _land_http(cur, config: SourceConfig, access: tuple[str, dict], batch_id: st
 
 
 def _land_files(cur, config: SourceConfig, store, batch_id: str) -> Landed:
-    from aim.extract.files import FileFormat, read_records
+    from aim.extract.files import FileFormat, ReadReport, read_records
 
     fmt = config.extract.format
     file_format = FileFormat(
@@ -127,14 +127,16 @@ def _land_files(cur, config: SourceConfig, store, batch_id: str) -> Landed:
             if runlog.file_version_settled(cur, config.source, remote.key, sha256):
                 landed.files_skipped.append(remote.key)
                 continue
-            chunks = read_records(local, file_format, source_columns, display_name=store.describe(remote.key))
+            report = ReadReport()
+            chunks = read_records(local, file_format, source_columns, display_name=store.describe(remote.key),
+                                  report=report)
             rows = copy_chunks(
                 cur, config.staging_table, config.column_names, batch_id, _with_derived_key(config, chunks),
                 origin=remote.key,
             )
             runlog.register_file(
                 cur, source=config.source, file_key=remote.key, sha256=sha256, size=remote.size, rows=rows,
-                batch_id=batch_id,
+                batch_id=batch_id, extra_columns=report.extra_columns,
             )
             landed.rows += rows
             landed.files_landed.append(remote.key)

@@ -89,6 +89,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         rejected, results = gate.reject_rows(
             cur, config, gate.row_rules(suite_path), batch_id=batch_id, run_id=run_id, landed=landed
         )
+        results += gate.file_results(cur, batch_id=batch_id)
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
     target = target_from_url(settings.export_url())
     with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:

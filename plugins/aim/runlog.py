@@ -125,16 +125,18 @@ def file_version_settled(cur, source: str, file_key: str, sha256: str) -> bool:
     return cur.fetchone() is not None
 
 
-def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, rows: int, batch_id: str) -> None:
+def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, rows: int, batch_id: str,
+                  extra_columns: list[str] = ()) -> None:
     """Record a file version as landed in `batch_id` (a version landed before, unmerged, moves to this batch)."""
     cur.execute(
         """
-        INSERT INTO ops.source_file (source, file_key, sha256, size_bytes, rows_landed, batch_id, status)
-        VALUES (%s, %s, %s, %s, %s, %s, 'landed')
+        INSERT INTO ops.source_file (source, file_key, sha256, size_bytes, rows_landed, batch_id, status, extra_columns)
+        VALUES (%s, %s, %s, %s, %s, %s, 'landed', %s)
         ON CONFLICT (source, file_key, sha256) DO UPDATE
-           SET rows_landed = EXCLUDED.rows_landed, batch_id = EXCLUDED.batch_id, status = 'landed'
+           SET rows_landed = EXCLUDED.rows_landed, batch_id = EXCLUDED.batch_id, status = 'landed',
+               extra_columns = EXCLUDED.extra_columns
         """,
-        (source, file_key, sha256, size, rows, batch_id),
+        (source, file_key, sha256, size, rows, batch_id, list(extra_columns)),
     )
 
 

@@ -1,0 +1,367 @@
+"""The bad-input corpus: broken deliveries of every kind, each with the outcome it must produce.
+
+Each case is something a department really sends on a bad day. The outcome is one of:
+- `failed`: the run fails with a message naming the source, the file (or page) and the reason;
+- `quarantined`: the quality gate stops the batch, naming the check; nothing reaches core;
+- `rejected`: row-level rules set the bad rows aside in ops.rejected_row; the rest loads;
+- `warning`: the batch loads and the quality gate records a warning;
+- `loaded`: the input is unusual but valid, and loads as it should.
+Never a crash without a message; never a bad row in core. Real servers throughout: PostgreSQL,
+a SeaweedFS S3 server (fire CAD and health lab drops), a folder of workbooks (DNS), and the
+311 call center's HTTP server.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import psycopg2
+import pytest
+
+from aim.dag_factory import build_ingest_dag
+from aim.settings import sources_dir
+from aim.sources import load_source_config
+from aim_demo import code_enforcement, fire_dispatch, lead_testing
+from aim_demo.call_center import CallCenterServer
+from aim_demo.databases import libpq_dsn
+from aim_demo.drops import upload_folder
+from aim_demo.s3_server import start_s3_server
+from aim_demo.systems import aws_connection, folder_connection, http_connection
+
+TODAY = dt.datetime.now(ZoneInfo("America/Chicago")).date()
+D0 = TODAY - dt.timedelta(days=6)  # the baseline ends here; later days are free for new-day cases
+BASE_NOW = dt.datetime.combine(D0, dt.time(23, 59))
+CAD = "mfd-cad-landing"
+
+
+class City:
+    def __init__(self, warehouse, s3, drops, landing, call_center):
+        self.warehouse, self.s3, self.drops, self.landing, self.call_center = warehouse, s3, drops, landing, call_center
+
+    def query(self, sql, params=None):
+        conn = psycopg2.connect(libpq_dsn(self.warehouse))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def run(self, source):
+        dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()
+        (row,) = self.query(
+            "SELECT status, message, rows_extracted, rows_rejected, rows_loaded, batch_id, warnings "
+            "FROM ops.run_log WHERE source = %s AND run_id = %s", (source, dag_run.run_id))
+        return dict(zip(("status", "message", "extracted", "rejected", "loaded", "batch_id", "warnings"), row))
+
+    def core(self, source):
+        return self.query(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+                          f"FROM core.{source} t")[0]
+
+    def failed_checks(self, batch_id, severity):
+        return {r[0] for r in self.query(
+            "SELECT expectation FROM ops.quality_result WHERE batch_id = %s AND NOT success AND severity = %s",
+            (batch_id, severity))}
+
+    # --- fire CAD drops in S3 -------------------------------------------------------------------
+    def cad_rows(self, day):
+        text = (self.drops / "cad" / fire_dispatch.FILE_PATTERN.format(day)).read_text(encoding="utf-8")
+        return list(csv.reader(io.StringIO(text, newline="")))
+
+    def put_cad(self, day, data: bytes):
+        self.s3.client().put_object(Bucket=CAD, Key=f"cad/{fire_dispatch.FILE_PATTERN.format(day)}", Body=data)
+
+    def restore_cad(self, day):
+        self.put_cad(day, (self.drops / "cad" / fire_dispatch.FILE_PATTERN.format(day)).read_bytes())
+
+    def delete_cad(self, day):
+        self.s3.client().delete_object(Bucket=CAD, Key=f"cad/{fire_dispatch.FILE_PATTERN.format(day)}")
+
+
+def as_csv(rows, encoding="utf-8", delimiter=","):
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n", delimiter=delimiter).writerows(rows)
+    return out.getvalue().encode(encoding)
+
+
+@pytest.fixture(scope="module")
+def city(new_database, airflow_db, tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    drops, landing = root / "drops", root / "landing"
+    fire_dispatch.write_drops(drops / "cad", BASE_NOW, days=20)
+    lead_testing.write_drops(drops / "lead", BASE_NOW, days=40)
+    code_enforcement.write_drops(landing / "dns" / "orders", BASE_NOW, days=14)
+    warehouse = new_database("aim_wh")
+    with start_s3_server(root / "s3") as s3, CallCenterServer(now=BASE_NOW, days=20) as call_center, \
+            pytest.MonkeyPatch.context() as env:
+        upload_folder(drops / "cad", s3.client(), CAD, "cad")
+        upload_folder(drops / "lead", s3.client(), "mhd-lab-landing", "lead")
+        for name, value in {
+            "AIM_WAREHOUSE_URL": warehouse, "AIM_EXPORT_URL": str(root / "exports"),
+            "AIRFLOW_CONN_MFD_CAD_LANDING": aws_connection(s3), "AIRFLOW_CONN_MHD_LAB_LANDING": aws_connection(s3),
+            "AIRFLOW_CONN_DNS_ORDERS_DROP": folder_connection(landing),
+            "AIRFLOW_CONN_CALL_CENTER_API": http_connection(call_center.base_url),
+        }.items():
+            env.setenv(name, value)
+        city = City(warehouse, s3, drops, landing, call_center)
+        for source in ("mfd_dispatch_incidents", "mhd_lead_tests", "dns_code_enforcement_orders",
+                       "dpw_service_requests"):
+            assert city.run(source)["status"] == "success", source
+        yield city
+
+
+def _day(n):  # a baseline day, distinct per case
+    return D0 - dt.timedelta(days=n)
+
+
+# ---- files that cannot be read: the run fails, naming the file and the reason ------------------
+
+def _unbalanced_quote(rows):
+    """Minimal quoting, and one address that opens a quote no one closes."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    at = rows[0].index("Address")
+    return out.getvalue().replace(f",{rows[1][at]},", f',"{rows[1][at]},', 1).encode()
+
+
+@pytest.mark.parametrize("case, make, expected", [
+    ("empty file", lambda rows: b"", "is empty"),
+    ("missing column", lambda rows: as_csv([r[:2] + r[3:] for r in rows]), "Priority"),
+    ("renamed column", lambda rows: as_csv([["Call Recieved" if c == "Call Received" else c for c in rows[0]]] + rows[1:]),
+     "Call Received"),
+    ("wrong delimiter", lambda rows: as_csv(rows, delimiter=";"), "delimiter"),
+    ("truncated last line", lambda rows: as_csv(rows)[:-40], "line"),
+    ("unbalanced quote", lambda rows: _unbalanced_quote(rows), "unbalanced quote"),
+    ("binary garbage named .csv", lambda rows: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, "not a text CSV"),
+])
+def test_unreadable_file_fails_the_run_and_names_it(city, case, make, expected):
+    day = _day(2)
+    before = city.core("mfd_dispatch_incidents")
+    city.put_cad(day, make(city.cad_rows(day)))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "failed", case
+    assert fire_dispatch.FILE_PATTERN.format(day) in log["message"] and expected in log["message"], log["message"]
+    assert "mfd_dispatch_incidents" in log["message"]
+    assert city.core("mfd_dispatch_incidents") == before
+
+
+# ---- batches the quality gate stops: quarantined, nothing reaches core ---------------------------
+
+def _duplicate_key(rows):
+    return rows + [rows[1]]
+
+
+def _future_dates(rows):
+    later = (TODAY + dt.timedelta(days=30)).isoformat()
+    return [rows[0]] + [[*r[:5], f"{later} 10:00:00", *r[6:]] if i < 3 else r for i, r in enumerate(rows[1:])]
+
+
+@pytest.mark.parametrize("case, make, check", [
+    ("duplicate keys", _duplicate_key, "expect_column_values_to_be_unique"),
+    ("dates in the future", _future_dates, "unexpected_rows_expectation"),
+])
+def test_bad_batch_is_quarantined(city, case, make, check):
+    day = _day(3)
+    before = city.core("mfd_dispatch_incidents")
+    city.put_cad(day, as_csv(make(city.cad_rows(day))))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "failed"
+    assert check in city.failed_checks(log["batch_id"], "critical"), case
+    assert log["batch_id"] in log["message"]
+    assert city.query("SELECT status FROM ops.batch WHERE batch_id = %s", (log["batch_id"],)) == [("quarantined",)]
+    assert city.core("mfd_dispatch_incidents") == before
+
+
+def test_tenfold_volume_spike_is_quarantined(city):
+    day = D0 + dt.timedelta(days=2)  # a new day, ten times as busy as any
+    rows = list(csv.reader(io.StringIO(fire_dispatch.day_csv(day, BASE_NOW + dt.timedelta(days=3)).decode(),
+                                       newline="")))
+    spiked = [rows[0]] + [[f"{r[0]}{k}", *r[1:]] for k in range(10) for r in rows[1:]]
+    before = city.core("mfd_dispatch_incidents")
+    city.put_cad(day, as_csv(spiked))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.delete_cad(day)
+    assert log["status"] == "failed"
+    assert "aim:daily_volume_spike" in city.failed_checks(log["batch_id"], "critical")
+    assert city.core("mfd_dispatch_incidents") == before
+
+
+# ---- rows the row-level rules set aside; the rest of the batch loads -----------------------------
+
+def _with(rows, column, value, count=1):
+    at = rows[0].index(column)
+    return [rows[0]] + [[*r[:at], value, *r[at + 1:]] if i < count else r for i, r in enumerate(rows[1:])]
+
+
+@pytest.mark.parametrize("case, column, value, rule", [
+    ("unparseable date", "Call Received", "yesterday at noon", "call_received_at parses as a date/time"),
+    ("10 MB single field", "Address", "1" * 10_000_000, "address is at most 1000 characters"),
+])
+def test_bad_rows_are_set_aside_and_the_rest_loads(city, case, column, value, rule):
+    day = _day(4)
+    rows = city.cad_rows(day)
+    city.put_cad(day, as_csv(_with(rows, column, value)))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "success", log["message"]
+    assert log["rejected"] == 1 and log["extracted"] == len(rows) - 1
+    (row_rule, row_data) = city.query(
+        "SELECT rule, row_data FROM ops.rejected_row WHERE batch_id = %s", (log["batch_id"],))[0]
+    assert row_rule == rule and row_data["incident_number"] == rows[1][0]
+    stored = city.query("SELECT count(*) FROM core.mfd_dispatch_incidents WHERE length(address) > 1000")
+    assert stored == [(0,)]
+
+
+def test_text_and_negative_numbers_in_counts_are_set_aside(city):
+    month = D0.replace(day=1)
+    path = city.drops / "lead" / lead_testing.FILE_PATTERN.format(month)
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("cp1252"), newline="")))
+    rows[1][3], rows[2][4] = "twelve", "-3"
+    key = f"lead/{path.name}"
+    city.s3.client().put_object(Bucket="mhd-lab-landing", Key=key, Body=as_csv(rows, "cp1252"))
+    try:
+        log = city.run("mhd_lead_tests")
+    finally:
+        city.s3.client().put_object(Bucket="mhd-lab-landing", Key=key, Body=path.read_bytes())
+    assert log["status"] == "success", log["message"]
+    assert log["rejected"] == 2
+    assert {r[0] for r in city.query("SELECT rule FROM ops.rejected_row WHERE batch_id = %s", (log["batch_id"],))} == {
+        "children_tested is a whole number, not negative", "children_elevated is a whole number, not negative"}
+
+
+# ---- unusual but valid input: loads, with a warning where someone should look --------------------
+
+def test_extra_column_loads_and_is_reported(city):
+    day = _day(5)
+    rows = city.cad_rows(day)
+    city.put_cad(day, as_csv([r + (["Dispatcher"] if i == 0 else ["D. Smith"]) for i, r in enumerate(rows)]))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "success", log["message"]
+    assert log["loaded"] == 0  # the same incidents, unchanged
+    assert "aim:file_extra_columns" in city.failed_checks(log["batch_id"], "warning")
+    assert "dispatcher" not in {c[0] for c in city.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'mfd_dispatch_incidents'")}
+
+
+def test_header_only_file_loads_nothing_and_is_reported(city):
+    day = _day(6)
+    city.put_cad(day, as_csv(city.cad_rows(day)[:1]))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "success" and log["extracted"] == 0
+    assert "aim:file_has_rows" in city.failed_checks(log["batch_id"], "warning")
+
+
+def test_ninety_percent_volume_drop_is_a_warning(city):
+    day = D0 + dt.timedelta(days=1)  # a new day with a tenth of the usual calls
+    rows = list(csv.reader(io.StringIO(fire_dispatch.day_csv(day, BASE_NOW + dt.timedelta(days=2)).decode(),
+                                       newline="")))
+    city.put_cad(day, as_csv(rows[: 1 + (len(rows) - 1) // 10]))
+    log = city.run("mfd_dispatch_incidents")
+    assert log["status"] == "success", log["message"]
+    assert "aim:daily_volume_drop" in city.failed_checks(log["batch_id"], "warning")
+    assert log["warnings"] >= 1
+
+
+def test_cp1252_file_with_non_ascii_names_loads_them_correctly(city):
+    day = _day(7)
+    rows = _with(city.cad_rows(day), "Address", "2846 N PEÑA ST")
+    city.put_cad(day, as_csv(rows, "cp1252"))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "success", log["message"]
+    assert city.query("SELECT address FROM core.mfd_dispatch_incidents WHERE incident_number = %s",
+                      (rows[1][0],)) == [("2846 N PEÑA ST",)]
+
+
+def test_sql_injection_strings_are_stored_verbatim_and_never_run(city):
+    day = _day(8)
+    attack = "1 N 1ST ST'); DROP TABLE core.mfd_dispatch_incidents; --"
+    rows = _with(_with(city.cad_rows(day), "Address", attack), "Incident Type", "EMS")
+    city.put_cad(day, as_csv(rows))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.restore_cad(day)
+    assert log["status"] == "success", log["message"]
+    assert city.query("SELECT address FROM core.mfd_dispatch_incidents WHERE incident_number = %s",
+                      (rows[1][0],)) == [(attack,)]
+
+
+def test_same_file_delivered_twice_is_loaded_once(city):
+    day = _day(9)
+    city.restore_cad(day)  # the department's transfer job sends the same bytes again
+    log = city.run("mfd_dispatch_incidents")
+    assert log["status"] == "success" and (log["extracted"], log["loaded"]) == (0, 0)
+    assert city.query("SELECT count(*) FROM ops.source_file WHERE file_key = %s",
+                      (fire_dispatch.FILE_PATTERN.format(day),)) == [(1,)]
+
+
+def test_workbook_with_the_data_on_the_second_sheet_loads(city):
+    folder = city.landing / "dns" / "orders"
+    source = sorted(folder.glob("*.xlsx"))[0]
+    book = openpyxl.load_workbook(source)
+    cover = book.create_sheet("Read me", 0)
+    cover["A1"] = "Orders are on the next sheet."
+    book["Orders"]["B4"] = "BROKEN WINDOW"  # and one change, so something moves
+    target = folder / "dns_orders_resent.xlsx"
+    book.save(target)
+    try:
+        log = city.run("dns_code_enforcement_orders")
+    finally:
+        target.unlink()
+    assert log["status"] == "success", log["message"]
+    assert log["loaded"] == 1
+
+
+# ---- web API pages that are not the expected JSON: the run fails, nothing is merged --------------
+
+@pytest.mark.parametrize("case, fault, expected", [
+    ("HTML error page", ("html", 502), "HTML"),
+    ("truncated page", ("truncated",), "invalid JSON"),
+])
+def test_bad_api_page_fails_the_run(city, case, fault, expected):
+    before = city.core("dpw_service_requests")
+    city.call_center.inject(*[fault] * 3)  # the first try and both retries
+    log = city.run("dpw_service_requests")
+    city.call_center.reset()
+    assert log["status"] == "failed", case
+    assert expected in log["message"] and "page 1" in log["message"], log["message"]
+    assert city.core("dpw_service_requests") == before
+
+
+# ---- a lost day: the gate fails the batch that would hide it -------------------------------------
+
+def test_a_whole_missing_day_is_a_failure(city):
+    missing, present = D0 + dt.timedelta(days=3), D0 + dt.timedelta(days=4)
+    rows = fire_dispatch.day_csv(present, BASE_NOW + dt.timedelta(days=5))
+    city.put_cad(present, rows)
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.delete_cad(present)
+    assert log["status"] == "failed"
+    assert "aim:no_missing_day" in city.failed_checks(log["batch_id"], "critical")
+    assert missing.isoformat() in log["message"]
