@@ -50,3 +50,16 @@ def warehouse_url() -> str:
 def export_url() -> str:
     """Where exports go: a local folder or `s3://bucket/prefix` (default: `<project>/.aim/exports`)."""
     return os.environ.get("AIM_EXPORT_URL") or str(project_root() / ".aim" / "exports")
+
+
+def measures_dir() -> Path:
+    """Folder of the AIM measure SQL files, one per measure: AIM_MEASURES_DIR, default `<root>/sql/measures`."""
+    return Path(os.environ.get("AIM_MEASURES_DIR") or sql_dir() / "measures")
+
+
+def fiscal_year_start_month() -> int:
+    """First month (1-12) of the fiscal year: AIM_FISCAL_YEAR_START_MONTH, default 1 (the calendar year)."""
+    month = int(os.environ.get("AIM_FISCAL_YEAR_START_MONTH") or 1)
+    if not 1 <= month <= 12:
+        raise ValueError(f"AIM_FISCAL_YEAR_START_MONTH must be a month number 1-12, got {month}")
+    return month
