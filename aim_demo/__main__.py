@@ -76,6 +76,12 @@ def demo() -> int:
             log_path.write_text(result.stdout + result.stderr)
             if result.returncode != 0:
                 failed.append((dag_id, log_path))
+        print("running aim_measures (airflow dags test) ...", flush=True)
+        result = _airflow(env, "dags", "test", "aim_measures")
+        log_path = local.STATE_DIR / "logs" / "aim_measures.log"
+        log_path.write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            failed.append(("aim_measures", log_path))
         runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)

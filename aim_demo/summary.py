@@ -9,7 +9,7 @@ from aim import settings
 from aim_demo import local
 from aim_demo.databases import libpq_dsn
 
-_HEADER = ("source", "status", "quality", "extracted", "rejected", "loaded", "exported")
+_HEADER = ("source", "status", "quality", "warnings", "extracted", "rejected", "loaded", "exported")
 
 
 def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[dict]:
@@ -19,8 +19,8 @@ def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[
         with conn, conn.cursor() as cur:
             cur.execute(
                 """
-                SELECT DISTINCT ON (source) source, status, quality_outcome, rows_extracted, rows_rejected,
-                       rows_loaded, rows_exported, message, run_id
+                SELECT DISTINCT ON (source) source, status, quality_outcome, warnings, rows_extracted,
+                       rows_rejected, rows_loaded, rows_exported, message, run_id
                 FROM ops.run_log WHERE source = ANY(%s) AND started_at >= %s
                 ORDER BY source, started_at DESC
                 """,
@@ -38,10 +38,10 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> lis
     seen = {r["source"] for r in runs}
     rows = [
         [r["source"], r["status"], r["quality_outcome"] or "-",
-         *(str(r[k]) if r[k] is not None else "-" for k in ("rows_extracted", "rows_rejected", "rows_loaded",
-                                                          "rows_exported"))]
+         *(str(r[k]) if r[k] is not None else "-" for k in ("warnings", "rows_extracted", "rows_rejected",
+                                                          "rows_loaded", "rows_exported"))]
         for r in runs
-    ] + [[s, "not run", "-", "-", "-", "-", "-"] for s in sources if s not in seen]
+    ] + [[s, "not run", *["-"] * (len(_HEADER) - 2)] for s in sources if s not in seen]
     widths = [max(len(str(x)) for x in col) for col in zip(_HEADER, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     print("\nAIM pipeline run summary")
@@ -52,7 +52,60 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> lis
     for r in runs:
         if r["status"] == "failed":
             print(f"\n{r['source']} failed: {r['message']}")
+    print_quality(warehouse)
+    print_scorecard(warehouse)
     print(f"\nexports:   {settings.export_url()}/latest/")
+    print(f"quality:   {settings.export_url()}/quality/index.html (Data Docs per batch; make quarantine lists held batches)")
     print(f"warehouse: {local.display_url(warehouse)}   (make psql opens it; make warehouse-url prints it)")
     print("run log:   SELECT * FROM ops.run_log ORDER BY started_at DESC;")
     return runs
+
+
+def _query(warehouse: str, statement: str) -> list[tuple]:
+    conn = psycopg2.connect(libpq_dsn(warehouse))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def print_quality(warehouse: str) -> None:
+    """The quality gate's findings of the latest batch of each source: warnings, rows set aside, held batches."""
+    warnings = _query(warehouse, """
+        SELECT DISTINCT ON (b.source, q.expectation, q.description) b.source, q.description, q.unexpected_count
+        FROM ops.batch b JOIN ops.quality_result q USING (batch_id)
+        WHERE NOT q.success AND q.severity = 'warning'
+          AND b.landed_at = (SELECT max(landed_at) FROM ops.batch x WHERE x.source = b.source)
+        ORDER BY b.source, q.expectation, q.description""")
+    rejected = _query(warehouse, """
+        SELECT source, rule, count(*) FROM ops.rejected_row
+        WHERE rejected_at > now() - interval '1 day' GROUP BY 1, 2 ORDER BY 1, 2""")
+    held = _query(warehouse, "SELECT source, batch_id FROM ops.batch WHERE status = 'quarantined' ORDER BY landed_at")
+    if warnings:
+        print("\nwarnings (the batch went on):")
+        for source, description, count in warnings:
+            print(f"  {source}: {description}" + (f" ({count})" if count else ""))
+    if rejected:
+        print("\nrows set aside in the last day (ops.rejected_row):")
+        for source, rule, count in rejected:
+            print(f"  {source}: {count} x {rule}")
+    if held:
+        print("\nquarantined batches (make quarantine BATCH=... to review):")
+        for source, batch_id in held:
+            print(f"  {source}: {batch_id}")
+
+
+def print_scorecard(warehouse: str) -> None:
+    """How full the AIM scorecard is: measures with a value, months of history, statuses."""
+    rows = _query(warehouse, """
+        SELECT (SELECT count(DISTINCT measure_code) FROM marts.scorecard WHERE value IS NOT NULL),
+               (SELECT count(DISTINCT measure_code) FROM marts.scorecard),
+               (SELECT count(DISTINCT period_start) FROM marts.measure_history WHERE period_type = 'month'),
+               (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status) FROM
+                  (SELECT status, count(*) AS n FROM marts.scorecard WHERE geography_type = 'citywide'
+                   GROUP BY status) s)""")
+    with_value, measures, months, statuses = rows[0]
+    print(f"\nAIM scorecard: {with_value} of {measures} measures have values, {months} months of history; "
+          f"citywide status: {statuses or '-'}  (SELECT * FROM marts.scorecard;)")
