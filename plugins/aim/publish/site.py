@@ -1,0 +1,489 @@
+"""The public AIM scorecard as a static site: index.html plus two assets, relative links only.
+
+    render_site(data, out_dir) -> [out_dir/index.html, out_dir/assets/style.css, out_dir/assets/charts.js]
+
+`data` is what the platform builds from the warehouse's marts views (see docs/scorecard-site.md):
+a title, `as_of`, the four strategic priorities with their measures (latest value, target, status,
+up to 24 months of trend, values by aldermanic district) and the open data sets to link to.
+
+The page works without a server and without the network: opened from a folder (file://) or from
+an S3 bucket or prefix. Everything a reader needs is server-rendered HTML: every measure's name,
+latest value, target, status and period, grouped under its priority, a small SVG sparkline, a
+table of the monthly values and a table by district. JavaScript (assets/charts.js, no libraries)
+only enhances: it reads the trend data embedded in the page (<script type="application/json">)
+and replaces each sparkline with a larger chart with axes, the target line and a readout.
+
+Every text value is escaped (names and definitions come from a hand-edited workbook). The output
+is deterministic: the same data gives byte-identical files; the only date in it is data['as_of'].
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+ASSETS_SOURCE = Path(__file__).with_name("site_assets")
+ASSET_FILES = ("style.css", "charts.js")
+ASSETS_DIR = "assets"  # inside out_dir
+
+DEFAULT_TITLE = "City of Milwaukee - AIM Scorecard"
+
+# Status: (label shown, CSS class, symbol shown beside the label: never colour alone).
+STATUSES: dict[str, tuple[str, str, str]] = {
+    "on track": ("On track", "on-track", "\u2713"),            # check mark
+    "within tolerance": ("Within tolerance", "within-tolerance", "\u2248"),  # almost equal
+    "off track": ("Off track", "off-track", "\u2715"),         # multiplication x
+    "no target": ("No target", "no-target", "\u2013"),         # en dash
+    "no value": ("No value", "no-value", "\u2205"),            # empty set
+}
+STATUS_HELP = {
+    "on track": "meets or beats the target",
+    "within tolerance": "misses the target by no more than the tolerance (5% of the target by default)",
+    "off track": "misses the target by more than the tolerance",
+    "no target": "no target is set for the fiscal year",
+    "no value": "no value has been reported yet",
+}
+UNIT_NAMES = {"count": "count", "percent": "percent", "rate": "rate per 1,000",
+              "minutes": "minutes", "days": "days"}
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+# Milwaukee is on Central Time: name the two offsets it uses, show any other as an offset.
+ZONE_NAMES = {-6 * 3600: "CST", -5 * 3600: "CDT"}
+PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+
+SEPARATOR = ' <span aria-hidden="true">&middot;</span> '
+SPARK_W, SPARK_H, SPARK_PAD = 160.0, 40.0, 3.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------------------------
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for a missing, non-numeric or non-finite value."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fixed(value: float, decimals: int) -> str:
+    text = f"{value:,.{decimals}f}"
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        text = text[1:]  # no "-0.0"
+    return text
+
+
+def format_value(value: Any, unit: str | None) -> str | None:
+    """A measure value as the public reads it: count 2,104; percent 87.5%; rate 12.3 per 1,000;
+    minutes 6.4 min; days 2.1 days. None when there is no value."""
+    number = _number(value)
+    if number is None:
+        return None
+    unit = (unit or "").strip().lower()
+    if unit == "count":
+        return _fixed(number, 0 if number == round(number) else 1)
+    if unit == "percent":
+        return f"{_fixed(number, 1)}%"
+    if unit == "rate":
+        return f"{_fixed(number, 1)} per 1,000"
+    if unit == "minutes":
+        return f"{_fixed(number, 1)} min"
+    if unit == "days":
+        return f"{_fixed(number, 1)} days"
+    text = _fixed(number, 0 if number == round(number) else 1)
+    return f"{text} {unit}" if unit else text
+
+
+def format_period(period: Any, short: bool = False) -> str:
+    """'2026-10' -> 'October 2026' ('Oct 2026' when short); any other form as given."""
+    text = "" if period is None else str(period)
+    match = PERIOD.match(text)
+    if match and 1 <= int(match.group(2)) <= 12:
+        month = MONTHS[int(match.group(2)) - 1]
+        return f"{month[:3] if short else month} {match.group(1)}"
+    return text
+
+
+def format_as_of(as_of: Any) -> str:
+    """'2026-11-26T14:00:00-06:00' -> 'November 26, 2026, 2:00 PM CST' (the local time as given)."""
+    text = "" if as_of is None else str(as_of)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    date = f"{MONTHS[moment.month - 1]} {moment.day}, {moment.year}"
+    if len(text) <= 10:  # a date only
+        return date
+    hour = moment.hour % 12 or 12
+    clock = f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+    offset = moment.utcoffset()
+    if offset is None:
+        return f"{date}, {clock}"
+    seconds = int(offset.total_seconds())
+    if seconds in ZONE_NAMES:
+        zone = ZONE_NAMES[seconds]
+    else:
+        sign = "+" if seconds >= 0 else "\u2212"
+        zone = f"UTC{sign}{abs(seconds) // 3600:02d}:{abs(seconds) % 3600 // 60:02d}"
+    return f"{date}, {clock} {zone}"
+
+
+def _status(status: Any) -> tuple[str, str, str, str]:
+    """(key, label, css class, symbol) of a status; an unknown one is shown as given."""
+    key = ("" if status is None else str(status)).strip().lower()
+    if key in STATUSES:
+        return (key, *STATUSES[key])
+    label = str(status).strip() if status else "Unknown"
+    return (key or "unknown", label[:1].upper() + label[1:], "unknown", "?")
+
+
+def _e(value: Any) -> str:
+    """Escape a text value for HTML text or a quoted attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "measure"
+
+
+def relative_href(href: Any) -> str:
+    """A data set link as written into the page: it must be relative to the site folder (so the
+    site works from file:// and from any bucket or prefix). Raises ValueError otherwise."""
+    text = ("" if href is None else str(href)).strip()
+    parts = urlsplit(text)
+    if not text or parts.scheme or parts.netloc or text.startswith(("/", "\\")):
+        raise ValueError(f"data set link {text!r} is not a relative link")
+    return quote(text, safe="/:?#[]@!$&'()*+,;=%-._~")
+
+
+# ---------------------------------------------------------------------------------------------
+# Page parts
+# ---------------------------------------------------------------------------------------------
+
+def _measure_model(measure: dict) -> dict:
+    """The measure with its values checked and formatted once, for the HTML and the embedded JSON."""
+    unit = measure.get("unit")
+    latest = measure.get("latest") or {}
+    value = _number(latest.get("value"))
+    target = _number(latest.get("target"))
+    status = latest.get("status") or ("no value" if value is None else None)
+    trend = []
+    for point in measure.get("trend") or []:
+        v, t = _number(point.get("value")), _number(point.get("target"))
+        trend.append({"period": str(point.get("period") or ""), "value": v, "target": t,
+                      "label": format_period(point.get("period"), short=True),
+                      "value_text": format_value(v, unit), "target_text": format_value(t, unit)})
+    districts = []
+    for row in measure.get("districts") or []:
+        v = _number(row.get("value"))
+        districts.append({"district": row.get("district"), "value": v,
+                          "value_text": format_value(v, unit),
+                          "status": row.get("status") or ("no value" if v is None else None)})
+    return {
+        "code": str(measure.get("code") or ""),
+        "name": str(measure.get("name") or measure.get("code") or "Unnamed measure"),
+        "department": measure.get("department"),
+        "unit": unit,
+        "direction": (measure.get("direction") or "").strip().lower(),
+        "definition": measure.get("definition"),
+        "period": latest.get("period"),
+        "value": value, "value_text": format_value(value, unit),
+        "target": target, "target_text": format_value(target, unit),
+        "status": _status(status),
+        "trend": trend,
+        "districts": districts,
+    }
+
+
+def _status_badge(status: tuple[str, str, str, str], tag: str = "span") -> str:
+    key, label, css, symbol = status
+    return (f'<{tag} class="status status-{css}" data-status="{_e(key)}">'
+            f'<span class="status-symbol" aria-hidden="true">{_e(symbol)}</span> {_e(label)}</{tag}>')
+
+
+def _status_counts(models: list[dict]) -> list[tuple[tuple[str, str, str, str], int]]:
+    counts: dict[str, int] = {}
+    seen: dict[str, tuple[str, str, str, str]] = {}
+    for model in models:
+        key = model["status"][0]
+        counts[key] = counts.get(key, 0) + 1
+        seen.setdefault(key, model["status"])
+    order = [k for k in STATUSES if k in counts] + sorted(k for k in counts if k not in STATUSES)
+    return [(seen[k], counts[k]) for k in order]
+
+
+def _counts_list(models: list[dict], css: str) -> str:
+    items = "".join(f'<li>{_status_badge(status)} <span class="count">{count}</span></li>'
+                    for status, count in _status_counts(models))
+    return f'<ul class="{css}">{items}</ul>' if items else ""
+
+
+def _sparkline(model: dict, label: str) -> str:
+    """A small server-rendered SVG of the trend (value line, dashed target line): a chart
+    that shows without JavaScript. charts.js replaces it with the full chart."""
+    points = model["trend"]
+    numbers = [p[k] for p in points for k in ("value", "target") if p[k] is not None]
+    if not numbers:
+        return '<p class="no-trend">No monthly values yet.</p>'
+    low, high = min(numbers), max(numbers)
+    if high == low:
+        low, high = low - 1, high + 1
+    step = (SPARK_W - 2 * SPARK_PAD) / max(len(points) - 1, 1)
+
+    def xy(i: int, v: float) -> str:
+        x = SPARK_PAD + i * step if len(points) > 1 else SPARK_W / 2
+        y = SPARK_H - SPARK_PAD - (v - low) / (high - low) * (SPARK_H - 2 * SPARK_PAD)
+        return f"{x:.1f},{y:.1f}"
+
+    def path(key: str) -> str:
+        parts, pen = [], False
+        for i, point in enumerate(points):
+            if point[key] is None:
+                pen = False
+                continue
+            parts.append(("L" if pen else "M") + xy(i, point[key]))
+            pen = True
+        return "".join(parts)
+
+    shapes = []
+    target_path = path("target")
+    if target_path:
+        shapes.append(f'<path class="spark-target" d="{target_path}"/>')
+    value_path = path("value")
+    if value_path:
+        shapes.append(f'<path class="spark-value" d="{value_path}"/>')
+        last = max(i for i, p in enumerate(points) if p["value"] is not None)
+        x, y = xy(last, points[last]["value"]).split(",")
+        shapes.append(f'<circle class="spark-last" cx="{x}" cy="{y}" r="2.5"/>')
+    return (f'<svg class="sparkline" viewBox="0 0 {SPARK_W:g} {SPARK_H:g}" width="{SPARK_W:g}" '
+            f'height="{SPARK_H:g}" role="img" aria-label="{_e(label)}" focusable="false">'
+            + "".join(shapes) + "</svg>")
+
+
+def _trend_summary(model: dict) -> str:
+    trend = model["trend"]
+    if not trend:
+        return "No monthly values yet"
+    valued = [p for p in trend if p["value"] is not None]
+    span = f"{trend[0]['label']} to {trend[-1]['label']}"
+    if not valued:
+        return f"Monthly trend, {span}: no values yet"
+    if len(valued) == 1:
+        return f"Monthly trend, {span}: {valued[0]['value_text']} in {valued[0]['label']}"
+    return (f"Monthly trend, {span}: from {valued[0]['value_text']} in {valued[0]['label']} "
+            f"to {valued[-1]['value_text']} in {valued[-1]['label']}")
+
+
+def _table_value(text: str | None) -> str:
+    return _e(text) if text is not None else '<span class="missing">No value</span>'
+
+
+def _table_target(text: str | None) -> str:
+    return _e(text) if text is not None else '<span class="missing">No target</span>'
+
+
+def _measure_html(model: dict, index: int, anchor: str) -> str:
+    code, name = model["code"], model["name"]
+    period = model["period"]
+    period_html = (f'<time datetime="{_e(period)}">{_e(format_period(period))}</time>'
+                   if period else '<span class="missing">None yet</span>')
+    value_html = (_e(model["value_text"]) if model["value_text"] is not None
+                  else '<span class="missing">No value</span>')
+    target_html = (_e(model["target_text"]) if model["target_text"] is not None
+                   else '<span class="missing">No target</span>')
+    direction = {"higher": "Higher is better", "lower": "Lower is better"}.get(model["direction"], "")
+    meta = [f'<span class="code">{_e(code)}</span>'] if code else []
+    if model["department"]:
+        meta.append(f'<span class="department">{_e(model["department"])}</span>')
+    unit_name = UNIT_NAMES.get((model["unit"] or "").strip().lower(), model["unit"] or "")
+
+    parts = [
+        f'<article class="measure status-{model["status"][2]}" id="{anchor}" '
+        f'aria-labelledby="{anchor}-name">',
+        f'<p class="measure-meta">{SEPARATOR.join(meta)}</p>' if meta else "",
+        f'<h3 class="measure-name" id="{anchor}-name">{_e(name)}</h3>',
+        _status_badge(model["status"], "p"),
+        '<dl class="figures">',
+        f'<div class="figure latest"><dt>Latest</dt><dd class="value">{value_html}</dd></div>',
+        f'<div class="figure target"><dt>Target</dt><dd>{target_html}</dd></div>',
+        f'<div class="figure period"><dt>Period</dt><dd>{period_html}</dd></div>',
+        "</dl>",
+    ]
+    notes = [n for n in (direction, f"Unit: {unit_name}" if unit_name else "") if n]
+    if notes:
+        parts.append(f'<p class="direction">{_e(" · ".join(notes))}</p>')
+    summary = _trend_summary(model)
+    parts.append(f'<figure class="trend" data-index="{index}">'
+                 f'<div class="chart">{_sparkline(model, summary)}</div>'
+                 f'<figcaption>{_e(summary)}</figcaption></figure>')
+    if model["definition"]:
+        parts.append('<details class="definition"><summary>Definition</summary>'
+                     f'<p>{_e(model["definition"])}</p></details>')
+    if model["trend"]:
+        rows = "".join(
+            f'<tr><th scope="row"><time datetime="{_e(p["period"])}">{_e(format_period(p["period"]))}</time></th>'
+            f'<td>{_table_value(p["value_text"])}</td>'
+            f'<td>{_table_target(p["target_text"])}</td></tr>'
+            for p in reversed(model["trend"]))
+        parts.append(
+            f'<details class="monthly"><summary>Monthly values ({len(model["trend"])} months)</summary>'
+            f'<div class="table-scroll"><table><caption>{_e(name)}: monthly values, newest first</caption>'
+            '<thead><tr><th scope="col">Month</th><th scope="col">Value</th><th scope="col">Target</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table></div></details>')
+    if model["districts"]:
+        rows = "".join(
+            f'<tr><th scope="row">{_e(d["district"])}</th><td>{_table_value(d["value_text"])}</td>'
+            f'<td>{_status_badge(_status(d["status"]))}</td></tr>'
+            for d in model["districts"])
+        when = f", {format_period(period)}" if period else ""
+        parts.append(
+            f'<details class="districts"><summary>By aldermanic district ({len(model["districts"])})</summary>'
+            f'<div class="table-scroll"><table><caption>{_e(name)} by aldermanic district{_e(when)}</caption>'
+            '<thead><tr><th scope="col">District</th><th scope="col">Value</th><th scope="col">Status</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table></div></details>')
+    else:
+        parts.append('<p class="citywide-only">Reported citywide only.</p>')
+    parts.append("</article>")
+    return "".join(p for p in parts if p)
+
+
+def _embedded_json(payload: Any) -> str:
+    """JSON safe inside a <script> element: '<', '>' and '&' as \\u escapes, so no text in it
+    can close the element or open a comment."""
+    text = json.dumps(payload, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _chart_payload(model: dict) -> dict:
+    return {
+        "code": model["code"], "name": model["name"], "unit": model["unit"],
+        "direction": model["direction"], "status": model["status"][0], "status_class": model["status"][2],
+        "points": [{"period": p["period"], "label": p["label"], "value": p["value"], "target": p["target"],
+                    "value_text": p["value_text"], "target_text": p["target_text"]} for p in model["trend"]],
+    }
+
+
+def render_html(data: dict) -> str:
+    """The scorecard page (index.html) as text."""
+    title = str(data.get("title") or DEFAULT_TITLE)
+    as_of = data.get("as_of")
+    priorities = data.get("priorities") or []
+    datasets = data.get("datasets") or []
+
+    models: list[dict] = []
+    sections: list[str] = []
+    nav: list[str] = []
+    anchors: set[str] = set()
+    for number, priority in enumerate(priorities, start=1):
+        name = str(priority.get("name") or f"Priority {number}")
+        section_models = []
+        cards = []
+        for measure in priority.get("measures") or []:
+            model = _measure_model(measure)
+            anchor = "m-" + _slug(model["code"] or model["name"])
+            while anchor in anchors:
+                anchor += "-x"
+            anchors.add(anchor)
+            cards.append(_measure_html(model, len(models), anchor))
+            models.append(model)
+            section_models.append(model)
+        pid = f"priority-{number}"
+        count = len(section_models)
+        nav.append(f'<li><a href="#{pid}">{_e(name)}</a> <span class="nav-count">'
+                   f'({count} measure{"" if count == 1 else "s"})</span></li>')
+        body = "".join(cards) if cards else '<p class="empty">No measures in this priority yet.</p>'
+        sections.append(
+            f'<section class="priority" id="{pid}" aria-labelledby="{pid}-heading">'
+            f'<h2 id="{pid}-heading"><span class="priority-number">Priority {number}</span> {_e(name)}</h2>'
+            f'{_counts_list(section_models, "status-counts small")}'
+            f'<div class="measures">{body}</div></section>')
+
+    as_of_text = format_as_of(as_of)
+    as_of_html = (f'<time datetime="{_e(as_of)}">{_e(as_of_text)}</time>' if as_of
+                  else '<span class="missing">unknown</span>')
+    total = len(models)
+    legend = "".join(f'<li>{_status_badge(_status(k))}: {_e(text)}.</li>' for k, text in STATUS_HELP.items())
+
+    links = []
+    for dataset in datasets:
+        href = relative_href(dataset.get("href"))
+        label = dataset.get("title") or dataset.get("id") or href
+        ext = Path(urlsplit(href).path).suffix.lstrip(".").upper()
+        item = f'<li><a href="{_e(href)}">{_e(label)}</a>'
+        if ext:
+            item += f' <span class="format">({_e(ext)})</span>'
+        if dataset.get("id"):
+            item += f' <code>{_e(dataset.get("id"))}</code>'
+        links.append(item + "</li>")
+    datasets_html = (f'<ul class="datasets">{"".join(links)}</ul>' if links
+                     else "<p>No data sets are published yet.</p>")
+
+    payload = {"as_of": as_of, "measures": [_chart_payload(m) for m in models]}
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "base-uri 'none'; form-action 'none'")
+    head = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>{_e(title)}</title>\n"
+        f'<meta name="description" content="{_e(f"{total} performance measures of the City of Milwaukee against their targets, as of {as_of_text}.")}">\n'
+        f'<link rel="stylesheet" href="{ASSETS_DIR}/style.css">\n'
+        f'<script src="{ASSETS_DIR}/charts.js" defer></script>\n'
+        "</head>\n"
+    )
+    body = (
+        '<body>\n<a class="skip-link" href="#main">Skip to the scorecard</a>\n'
+        '<header class="site-header"><div class="wrap">'
+        '<p class="eyebrow">Accountability in Management (AIM)</p>'
+        f"<h1>{_e(title)}</h1>"
+        f'<p class="as-of">Data as of {as_of_html}</p>'
+        "</div></header>\n"
+        '<main id="main" class="wrap">\n'
+        '<section class="summary" aria-labelledby="summary-heading">'
+        '<h2 id="summary-heading">At a glance</h2>'
+        f'<p class="lede">{total} measure{"" if total == 1 else "s"} across {len(priorities)} strategic '
+        f'priorit{"y" if len(priorities) == 1 else "ies"}, each showing its latest month against its target.</p>'
+        f'{_counts_list(models, "status-counts")}'
+        f'<nav aria-label="Strategic priorities"><ol class="priority-nav">{"".join(nav)}</ol></nav>'
+        f'<details class="legend"><summary>What the statuses mean</summary><ul>{legend}</ul></details>'
+        "</section>\n"
+        + "\n".join(sections) + "\n"
+        '<section class="open-data" id="data" aria-labelledby="data-heading">'
+        '<h2 id="data-heading">Open data</h2>'
+        "<p>The data behind these measures, as published by the data platform:</p>"
+        f"{datasets_html}</section>\n"
+        "</main>\n"
+        '<footer class="site-footer"><div class="wrap">'
+        f"<p>{_e(title)}. Data as of {as_of_html}. Values are monthly; a status compares the latest "
+        "month with the target for its fiscal year.</p>"
+        "</div></footer>\n"
+        f'<script type="application/json" id="aim-data">{_embedded_json(payload)}</script>\n'
+        "</body>\n</html>\n"
+    )
+    return head + body
+
+
+def render_site(data: dict, out_dir: Path) -> list[Path]:
+    """Write the static scorecard (index.html and assets) into out_dir; returns the files written.
+    Deterministic: the same data gives byte-identical files (no timestamps other than data['as_of'])."""
+    out_dir = Path(out_dir)
+    page = render_html(data).encode("utf-8")
+    (out_dir / ASSETS_DIR).mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "index.html"]
+    written[0].write_bytes(page)
+    for name in ASSET_FILES:
+        target = out_dir / ASSETS_DIR / name
+        target.write_bytes((ASSETS_SOURCE / name).read_bytes())
+        written.append(target)
+    return written
