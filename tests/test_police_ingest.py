@@ -14,13 +14,13 @@ import psycopg2
 import pytest
 
 from aim.dag_factory import build_ingest_dag
-from aim.export import latest_csv_path
 from aim.sources import load_source_config
 from aim.settings import sources_dir
 from aim_demo import mpd_rms
 from aim_demo.databases import libpq_dsn
 
 DATASET = "mpd-crime-incidents"
+LATEST_CSV = f"latest/{DATASET}/{DATASET}.csv"
 WIBR_INCIDENTS = 20_246
 
 
@@ -64,7 +64,7 @@ class Police:
         return self.query("SELECT value, batch_id, updated_at FROM ops.watermark WHERE source = 'mpd_crime_incidents'")
 
     def export_key(self) -> str:
-        return f"exports/{latest_csv_path(DATASET)}"
+        return f"exports/{LATEST_CSV}"
 
     def export_object(self) -> tuple[bytes, dict]:
         client = self.s3.client()
@@ -104,7 +104,7 @@ def test_first_run_loads_and_exports_every_incident(police):
     assert police.core_fingerprint()[0] == WIBR_INCIDENTS
     rows = police.exported_rows()
     assert len(rows) == WIBR_INCIDENTS
-    numbers = [r["IncidentNum"] for r in rows]
+    numbers = [r["incident_num"] for r in rows]
     assert len(set(numbers)) == WIBR_INCIDENTS
     assert set(numbers) == {r["incident_num"] for r in mpd_rms.read_wibr()}
     # the staged batch was published and cleared; the watermark is the newest change merged
@@ -119,11 +119,12 @@ def test_export_to_s3_is_byte_identical_to_local_export(police, tmp_path, monkey
     state, log = police.run()
 
     assert state == "success", log["message"]
-    local_bytes = (tmp_path / latest_csv_path(DATASET)).read_bytes()
+    local_bytes = (tmp_path / LATEST_CSV).read_bytes()
     s3_bytes, head = police.export_object()
     assert local_bytes == s3_bytes
     assert head["ContentType"].startswith("text/csv")
     assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left beside the export"
+    assert (tmp_path / "catalog" / "data.json").is_file() and (tmp_path / "manifest.json").is_file()
 
 
 def test_rerun_changes_nothing(police):
@@ -155,10 +156,10 @@ def test_new_and_changed_incidents_move_exactly(police):
         "AND _batch_id = %s", (changed, log["batch_id"])
     ) == [(5,)]
     assert police.query(others, (changed + new,)) == others_before  # every other row is untouched
-    exported = {r["IncidentNum"]: r for r in police.exported_rows()}
+    exported = {r["incident_num"]: r for r in police.exported_rows()}
     assert len(exported) == WIBR_INCIDENTS + 10
     assert set(new) <= set(exported)
-    assert {exported[n]["Location"] for n in changed} == {"100 E WELLS ST"}
+    assert {exported[n]["location"] for n in changed} == {"100 BLOCK E WELLS ST"}  # generalized
 
 
 def test_bad_batch_fails_and_leaves_core_watermark_and_export_untouched(police):

@@ -11,7 +11,6 @@ import pytest
 
 from aim import quarantine
 from aim.dag_factory import build_ingest_dag
-from aim.export import latest_csv_path
 from aim.review_dag import build_review_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
@@ -40,8 +39,8 @@ class Review:
         return str(dag_run.state), batch_id
 
     def exported_police(self, incident):
-        with open(self.exports / latest_csv_path("mpd-crime-incidents"), newline="", encoding="utf-8") as f:
-            return next(r["POLICE"] for r in csv.DictReader(f) if r["IncidentNum"] == incident)
+        with open(self.exports / "latest/mpd-crime-incidents/mpd-crime-incidents.csv", newline="", encoding="utf-8") as f:
+            return next(r["police"] for r in csv.DictReader(f) if r["incident_num"] == incident)
 
 
 @pytest.fixture(scope="module")

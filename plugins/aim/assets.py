@@ -11,3 +11,8 @@ from airflow.sdk import Asset
 def core_asset(source: str) -> Asset:
     """The asset for `core.<source>`, updated whenever an ingest run merges changed rows."""
     return Asset(name=f"core.{source}", uri=f"aim://warehouse/core/{source}", group="aim-core")
+
+
+def measure_values_asset() -> Asset:
+    """The asset for the AIM measure values, updated by every successful `aim_measures` run."""
+    return Asset(name="core.aim_measure_value", uri="aim://warehouse/core/aim_measure_value", group="aim-core")

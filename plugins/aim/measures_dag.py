@@ -258,6 +258,8 @@ def build_measures_dag(folder: Path | None = None):
     the sources the measure files in `folder` (default: AIM_MEASURES_DIR) read, and the registry's."""
     from airflow.sdk import DAG, AssetAny, Param, task
 
+    from aim.assets import measure_values_asset
+
     from aim.assets import core_asset
     from aim.dag_factory import START_DATE, retry_delay_seconds
 
@@ -311,7 +313,7 @@ def build_measures_dag(folder: Path | None = None):
             with _no_retry_for(PERMANENT_ERRORS):
                 return recompute_values(run_id=context["run_id"], params=context["params"])
 
-        @task
+        @task(outlets=[measure_values_asset()])  # what publishes the measures runs after this
         def record(**context) -> None:
             finish_run(run_id=context["run_id"])
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from aim import db, quality_report, runlog, settings
-from aim.export import export_csv
 from aim.landing import land
 from aim.merge import merge_batch
 from aim.migrations import migrate
@@ -132,16 +131,18 @@ def merge(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]
 
 
 def export(config: SourceConfig, *, run_id: str) -> dict[str, Any]:
-    """Publish the source's public data set from core to AIM_EXPORT_URL (skipped when unchanged)."""
-    if config.export is None:
-        return {"dataset": None}
-    target = target_from_url(settings.export_url())
-    url = settings.warehouse_url()
-    with db.transaction(url) as conn:
-        result = export_csv(conn, config.export.dataset, config.export.query, target)
-    with db.transaction(url) as conn, conn.cursor() as cur:
-        runlog.update_run(cur, source=config.source, run_id=run_id, rows_exported=result.rows)
-    return result.as_dict()
+    """Publish the open data sets fed by this source (their public projections, with the manifest
+    and the catalog) to AIM_EXPORT_URL; unchanged data sets are not rewritten."""
+    from aim.publish.datasets import inventory
+    from aim.publish.publication import publish
+
+    ids = [d.id for d in inventory() if d.released and d.source == config.source]
+    if not ids:
+        return {"datasets": []}
+    result = publish(ids, run_id=run_id)
+    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
+        runlog.update_run(cur, source=config.source, run_id=run_id, rows_exported=sum(result.rows.values()))
+    return {"datasets": ids, "changed": result.changed, "rows": result.rows}
 
 
 def finish_run(config: SourceConfig, *, run_id: str) -> None:

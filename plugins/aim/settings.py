@@ -36,6 +36,11 @@ def sources_dir() -> Path:
     return Path(os.environ.get("AIM_SOURCES_DIR") or project_root() / "dags" / "sources")
 
 
+def datasets_dir() -> Path:
+    """Folder of the open data inventory, one YAML file per data set."""
+    return Path(os.environ.get("AIM_DATASETS_DIR") or project_root() / "dags" / "datasets")
+
+
 def warehouse_url() -> str:
     """The warehouse's SQLAlchemy URL; a clear error when it is not configured."""
     url = os.environ.get("AIM_WAREHOUSE_URL")

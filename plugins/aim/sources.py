@@ -155,13 +155,6 @@ class Quality(_Strict):
     volume: VolumeCheck | None = None
 
 
-class Export(_Strict):
-    """The public data set this source feeds, and the SQL file that selects its rows."""
-
-    dataset: str
-    query: str = Field(description="path under sql/ of the SELECT that defines the public projection")
-
-
 class SourceConfig(_Strict):
     """Everything the platform needs to ingest one departmental source."""
 
@@ -178,7 +171,6 @@ class SourceConfig(_Strict):
     columns: list[Column] = Field(min_length=1)
     expectation_suite: str
     quality: Quality = Quality()
-    export: Export | None = None
     description: str = ""
 
     _source = field_validator("source")(_identifier)

@@ -39,6 +39,10 @@ class ExportTarget:
         """Put `local_file` at `relpath` atomically: readers see the old file or the new one."""
         raise NotImplementedError  # pragma: no cover - interface
 
+    def read_bytes(self, relpath: str) -> bytes | None:
+        """The published file's content (small files: manifest, catalog), or None when there is none."""
+        raise NotImplementedError  # pragma: no cover - interface
+
 
 class LocalTarget(ExportTarget):
     def __init__(self, root: Path):
@@ -50,6 +54,10 @@ class LocalTarget(ExportTarget):
     def sha256(self, relpath: str) -> str | None:
         path = self.root / relpath
         return sha256_file(path) if path.exists() else None
+
+    def read_bytes(self, relpath: str) -> bytes | None:
+        path = self.root / relpath
+        return path.read_bytes() if path.exists() else None
 
     def publish(self, local_file: Path, relpath: str, sha256: str, content_type: str) -> None:
         final = self.root / relpath
@@ -94,6 +102,12 @@ class S3Target(ExportTarget):
                 return None
             raise
         return head.get("Metadata", {}).get("sha256")
+
+    def read_bytes(self, relpath: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
 
     def publish(self, local_file: Path, relpath: str, sha256: str, content_type: str) -> None:
         final = self.key(relpath)

@@ -1,0 +1,46 @@
+"""The `publish_open_data` DAG: every released data set, the scorecard site, the manifest and
+the catalog, on each data set's inputs changing, with a daily run as the floor.
+
+Inputs are the core assets of the sources the data sets project and the AIM measure values;
+a source whose batch failed its quality gate emits nothing, so its data sets keep their last
+good release.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
+
+from aim.assets import core_asset, measure_values_asset
+from aim.publish.datasets import inventory
+
+DAG_ID = "publish_open_data"
+
+
+def build_publish_dag() -> DAG:
+    """One DAG, one task: `aim.publish.publication.publish` over the whole inventory."""
+    sources = sorted({d.source for d in inventory() if d.released and d.source})
+    with DAG(
+        dag_id=DAG_ID,
+        description="Open data sets, scorecard, manifest and DCAT-US catalog for the city's portal",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("0 6 * * *", timezone="America/Chicago"),
+            assets=AssetAny(*[core_asset(s) for s in sources], measure_values_asset()),
+        ),
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=["publish", "open-data"],
+        default_args={"owner": "open-data-program", "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+        doc_md=__doc__,
+    ) as dag:
+
+        @task
+        def publish(**context) -> dict:
+            from aim.publish.publication import publish as publish_all
+
+            result = publish_all(run_id=context["run_id"])
+            return {"changed": result.changed, "unchanged": result.unchanged, "site": result.site}
+
+        publish()
+    return dag

@@ -1,0 +1,143 @@
+"""The open data inventory: one YAML file per data set the city holds, released or not.
+
+The inventory is the governance record the open data policy asks for: every data set has an
+owning department, a steward, a sensitivity class, a release status (inventoried, under review,
+approved, published, retired) and a release priority. Only approved and published data sets
+are exported and catalogued; a retired one keeps its archive and is marked in the catalog.
+
+A data set's rows are either the public projection of a source (`source:`, with each column's
+privacy class applied) or a SELECT in a SQL file (`query:`, with its columns listed).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aim import settings
+from aim.sources import COLUMN_TYPES
+
+RELEASED = ("approved", "published")
+_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_PERIODICITY = re.compile(r"^(R/P(\d+[YMWD])+(T(\d+[HMS])+)?|R/PT(\d+[HMS])+|irregular)$")
+
+
+class DatasetConfigError(ValueError):
+    """An inventory file that cannot be used; the message names the file and the fields."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Contact(_Strict):
+    name: str
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"expected an email address, got {value!r}")
+        return value
+
+
+class QueryColumn(_Strict):
+    name: str
+    type: str = "text"
+    description: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in COLUMN_TYPES:
+            raise ValueError(f"expected one of {sorted(COLUMN_TYPES)}, got {value!r}")
+        return value
+
+
+class DatasetConfig(_Strict):
+    """One data set of the inventory, with everything its catalog entry needs."""
+
+    id: str
+    title: str
+    description: str
+    keywords: list[str] = Field(min_length=1)
+    publisher: str = "City of Milwaukee"
+    contact: Contact
+    license: str = Field(description="a license URI")
+    accrual_periodicity: str = Field(description="ISO 8601 repeating duration (R/P1D, R/P1M) or 'irregular'")
+    department: str
+    steward: str
+    sensitivity: Literal["public", "sensitive", "restricted"]
+    release_status: Literal["inventoried", "under_review", "approved", "published", "retired"]
+    release_priority: int = Field(ge=1)
+    source: str | None = Field(None, description="the source whose public projection this data set is")
+    query: str | None = Field(None, description="a SELECT under sql/ giving the rows, when not a source")
+    columns: list[QueryColumn] = Field(default_factory=list, description="the query's columns")
+    key: list[str] = Field(default_factory=list, description="the query's primary key")
+    temporal_column: str | None = Field(None, description="the date column whose range is the catalog's temporal")
+    theme: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError(f"expected lower-case words joined by hyphens, got {value!r}")
+        return value
+
+    @field_validator("license")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not re.match(r"^https?://\S+$", value):
+            raise ValueError(f"expected a license URI, got {value!r}")
+        return value
+
+    @field_validator("accrual_periodicity")
+    @classmethod
+    def _periodicity(cls, value: str) -> str:
+        if not _PERIODICITY.match(value):
+            raise ValueError(f"expected an ISO 8601 repeating duration such as R/P1D, or 'irregular'; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _rows_defined(self) -> "DatasetConfig":
+        if self.release_status in (*RELEASED, "retired"):
+            if bool(self.source) == bool(self.query):
+                raise ValueError("a released data set names exactly one of source or query")
+            if self.query and not self.columns:
+                raise ValueError("a query data set lists its columns")
+            if self.sensitivity != "public":
+                raise ValueError(f"a {self.sensitivity} data set cannot be {self.release_status}")
+        return self
+
+    @property
+    def released(self) -> bool:
+        """Exported and catalogued: approved or published."""
+        return self.release_status in RELEASED
+
+
+def load_dataset(path: Path) -> DatasetConfig:
+    """Parse and validate one inventory file; `DatasetConfigError` names the file and each bad field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = DatasetConfig.model_validate(raw)
+    except yaml.YAMLError as err:
+        raise DatasetConfigError(f"{path}: not valid YAML: {err}") from err
+    except ValidationError as err:
+        problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc']) or '(file)'}': {e['msg']}"
+                             for e in err.errors())
+        raise DatasetConfigError(f"{path}: {problems}") from err
+    if config.id != path.stem:
+        raise DatasetConfigError(f"{path}: field 'id' is {config.id!r}; expected the file's name, {path.stem!r}")
+    return config
+
+
+def inventory(folder: Path | None = None) -> list[DatasetConfig]:
+    """Every data set of the inventory, by release priority."""
+    folder = folder or settings.datasets_dir()
+    return sorted((load_dataset(p) for p in sorted(Path(folder).glob("*.yaml"))),
+                  key=lambda d: (d.release_priority, d.id))
