@@ -82,6 +82,12 @@ def demo() -> int:
         log_path.write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             failed.append(("aim_measures", log_path))
+        print("running publish_open_data (airflow dags test) ...", flush=True)
+        result = _airflow(env, "dags", "test", "publish_open_data")
+        log_path = local.STATE_DIR / "logs" / "publish_open_data.log"
+        log_path.write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            failed.append(("publish_open_data", log_path))
         runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)

@@ -54,7 +54,9 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> lis
             print(f"\n{r['source']} failed: {r['message']}")
     print_quality(warehouse)
     print_scorecard(warehouse)
-    print(f"\nexports:   {settings.export_url()}/latest/")
+    print(f"\nexports:   {settings.export_url()}/latest/ (CSV, JSON, Parquet, Table Schema per data set), "
+          f"archive/, manifest.json, catalog/data.json")
+    print(f"scorecard: {settings.export_url()}/site/index.html (open it in a browser)")
     print(f"quality:   {settings.export_url()}/quality/index.html (Data Docs per batch; make quarantine lists held batches)")
     print(f"warehouse: {local.display_url(warehouse)}   (make psql opens it; make warehouse-url prints it)")
     print("run log:   SELECT * FROM ops.run_log ORDER BY started_at DESC;")
