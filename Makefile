@@ -6,13 +6,17 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test install lock warehouse-url psql warehouse-stop airflow-ui quarantine release discard clean
+.PHONY: demo test chromium install lock warehouse-url psql warehouse-stop airflow-ui quarantine release discard clean
 
 demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
 	$(BIN)/python -m aim_demo demo
 
-test: $(STAMP) ## run the test suite (real PostgreSQL, real S3 server, real DAG runs)
+test: $(STAMP) chromium ## run the test suite (real PostgreSQL, real S3 server, real DAG runs, real browser)
 	$(BIN)/python -m pytest
+
+chromium: ## Debian's Chromium for the scorecard's browser test (Playwright drives /usr/bin/chromium)
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (apt-get) for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; }
 
 install: $(STAMP)
 
