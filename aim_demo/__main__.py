@@ -67,8 +67,7 @@ def demo() -> int:
         configs = [load_source_config(p) for p in source_config_paths(settings.sources_dir())]
         started = time.time()
         failed = []
-        for config in configs:
-            dag_id = dag_id_for(config)
+        for dag_id in [*(dag_id_for(c) for c in configs), "aim_measures", "publish_open_data"]:
             print(f"running {dag_id} (airflow dags test) ...", flush=True)
             result = _airflow(env, "dags", "test", dag_id)
             log_path = local.STATE_DIR / "logs" / f"{dag_id}.log"
@@ -76,18 +75,6 @@ def demo() -> int:
             log_path.write_text(result.stdout + result.stderr)
             if result.returncode != 0:
                 failed.append((dag_id, log_path))
-        print("running aim_measures (airflow dags test) ...", flush=True)
-        result = _airflow(env, "dags", "test", "aim_measures")
-        log_path = local.STATE_DIR / "logs" / "aim_measures.log"
-        log_path.write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            failed.append(("aim_measures", log_path))
-        print("running publish_open_data (airflow dags test) ...", flush=True)
-        result = _airflow(env, "dags", "test", "publish_open_data")
-        log_path = local.STATE_DIR / "logs" / "publish_open_data.log"
-        log_path.write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            failed.append(("publish_open_data", log_path))
         runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)

@@ -15,20 +15,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
-import psycopg2
 import pytest
+
+import warehouse
 
 from aim.dag_factory import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo import code_enforcement, fire_dispatch, lead_testing
 from aim_demo.call_center import CallCenterServer
-from aim_demo.databases import libpq_dsn
 from aim_demo.drops import upload_folder
 from aim_demo.s3_server import start_s3_server
 from aim_demo.systems import aws_connection, folder_connection, http_connection
@@ -43,14 +41,8 @@ class City:
     def __init__(self, warehouse, s3, drops, landing, call_center):
         self.warehouse, self.s3, self.drops, self.landing, self.call_center = warehouse, s3, drops, landing, call_center
 
-    def query(self, sql, params=None):
-        conn = psycopg2.connect(libpq_dsn(self.warehouse))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+    def query(self, statement, params=None):
+        return warehouse.query(self.warehouse, statement, params)
 
     def run(self, source):
         dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()

@@ -12,8 +12,9 @@ import io
 from zoneinfo import ZoneInfo
 
 import openpyxl
-import psycopg2
 import pytest
+
+import warehouse
 
 from aim.dag_factory import build_ingest_dag
 from aim.settings import sources_dir
@@ -34,14 +35,8 @@ class Warehouse:
     def __init__(self, url: str):
         self.url = url
 
-    def query(self, sql: str, params=None):
-        conn = psycopg2.connect(libpq_dsn(self.url))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+    def query(self, statement: str, params=None):
+        return warehouse.query(self.url, statement, params)
 
     def run(self, source: str):
         dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()

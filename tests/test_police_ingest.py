@@ -10,8 +10,9 @@ import datetime as dt
 import io
 import uuid
 
-import psycopg2
 import pytest
+
+import warehouse
 
 from aim.dag_factory import build_ingest_dag
 from aim.sources import load_source_config
@@ -34,14 +35,8 @@ class Police:
         dag_run = build_ingest_dag(self.config).test()
         return str(dag_run.state), self.run_log(dag_run.run_id)
 
-    def query(self, sql: str, params=None):
-        conn = psycopg2.connect(libpq_dsn(self.warehouse))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+    def query(self, statement: str, params=None):
+        return warehouse.query(self.warehouse, statement, params)
 
     def run_log(self, run_id: str) -> dict:
         rows = self.query(

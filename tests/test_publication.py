@@ -19,9 +19,10 @@ import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import pyarrow.parquet as pq
 import pytest
+
+import warehouse
 import yaml
 
 from aim.dag_factory import build_ingest_dag
@@ -55,13 +56,7 @@ class Portal:
         return found
 
     def query(self, statement, params=None):
-        conn = psycopg2.connect(libpq_dsn(self.warehouse))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return warehouse.query(self.warehouse, statement, params)
 
     def publish(self):
         return str(build_publish_dag().test().state)

@@ -6,8 +6,9 @@ import csv
 import json
 import uuid
 
-import psycopg2
 import pytest
+
+import warehouse
 
 from aim import quarantine
 from aim.dag_factory import build_ingest_dag
@@ -24,14 +25,8 @@ class Review:
     def __init__(self, warehouse, rms, exports):
         self.warehouse, self.rms, self.exports = warehouse, rms, exports
 
-    def query(self, sql, params=None):
-        conn = psycopg2.connect(libpq_dsn(self.warehouse))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+    def query(self, statement, params=None):
+        return warehouse.query(self.warehouse, statement, params)
 
     def ingest(self):
         dag_run = build_ingest_dag(CONFIG).test()

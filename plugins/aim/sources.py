@@ -40,6 +40,13 @@ def _identifier(value: str) -> str:
     return value
 
 
+def column_type(value: str) -> str:
+    """A warehouse column type, checked against the types the platform casts to."""
+    if value not in COLUMN_TYPES:
+        raise ValueError(f"expected one of {sorted(COLUMN_TYPES)}, got {value!r}")
+    return value
+
+
 class Column(_Strict):
     """One column as the warehouse keeps it, where it comes from, and its privacy class for exports."""
 
@@ -50,13 +57,7 @@ class Column(_Strict):
     description: str = ""
 
     _name = field_validator("name")(_identifier)
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in COLUMN_TYPES:
-            raise ValueError(f"expected one of {sorted(COLUMN_TYPES)}, got {value!r}")
-        return value
+    _type = field_validator("type")(column_type)
 
     @property
     def source_name(self) -> str:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aim import settings
-from aim.sources import COLUMN_TYPES
+from aim.sources import column_type
 
 RELEASED = ("approved", "published")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -50,12 +50,7 @@ class QueryColumn(_Strict):
     type: str = "text"
     description: str = ""
 
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in COLUMN_TYPES:
-            raise ValueError(f"expected one of {sorted(COLUMN_TYPES)}, got {value!r}")
-        return value
+    _type = field_validator("type")(column_type)
 
 
 class DatasetConfig(_Strict):
