@@ -76,7 +76,8 @@ def _query(warehouse: str, statement: str) -> list[tuple]:
 def print_quality(warehouse: str) -> None:
     """The quality gate's findings of the latest batch of each source: warnings, rows set aside, held batches."""
     warnings = _query(warehouse, """
-        SELECT DISTINCT ON (b.source, q.expectation, q.description) b.source, q.description, q.unexpected_count
+        SELECT DISTINCT ON (b.source, q.expectation, q.description) b.source,
+               coalesce(q.description, q.expectation || coalesce(' on ' || q.column_name, '')), q.unexpected_count
         FROM ops.batch b JOIN ops.quality_result q USING (batch_id)
         WHERE NOT q.success AND q.severity = 'warning'
           AND b.landed_at = (SELECT max(landed_at) FROM ops.batch x WHERE x.source = b.source)
