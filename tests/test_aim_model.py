@@ -914,8 +914,7 @@ def shipped_measures() -> dict[str, measures.MeasureFile]:
 
 def test_shipped_measure_files_follow_the_contract():
     files = shipped_measures()
-    if not files:
-        pytest.skip("no measure files in sql/measures yet")
+    assert files, "no measure files in sql/measures"
     assert set(files) == {"SAF-01", "SAF-02", "SAF-03", "SAF-04", "ECO-01", "ECO-02", "CHI-01", "CHI-02",
                           "PHY-01", "PHY-02", "PHY-03", "PHY-04"}
     configured = {p.stem for p in source_config_paths(sources_dir())}
@@ -929,8 +928,7 @@ def test_shipped_measure_files_follow_the_contract():
 
 def test_shipped_measure_files_run_through_recompute(filled, monkeypatch):
     files = shipped_measures()
-    if not files:
-        pytest.skip("no measure files in sql/measures yet")
+    assert files, "no measure files in sql/measures"
     monkeypatch.setenv("AIM_MEASURES_DIR", str(ROOT / "sql" / "measures"))
     with filled.cursor() as cur:
         written = measures.recompute(cur, None, MONTHS[0], MONTHS[-1], "shipped-run")
