@@ -41,3 +41,14 @@ def drop_database(server_url: str, database: str) -> None:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
     finally:
         conn.close()
+
+
+def query(url: str, statement: str, params=None) -> list[tuple]:
+    """Run one statement on the database at `url` in its own transaction; returns its rows."""
+    conn = psycopg2.connect(libpq_dsn(url))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+    finally:
+        conn.close()

@@ -3,33 +3,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-import psycopg2
-
 from aim import settings
 from aim_demo import local
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import query
 
 _HEADER = ("source", "status", "quality", "warnings", "extracted", "rejected", "loaded", "exported")
 
 
+_RUN_COLUMNS = ("source", "status", "quality_outcome", "warnings", "rows_extracted", "rows_rejected",
+                "rows_loaded", "rows_exported", "message", "run_id")
+
+
 def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[dict]:
     """Each source's latest run started at or after `since`, from ops.run_log."""
-    conn = psycopg2.connect(libpq_dsn(warehouse))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                SELECT DISTINCT ON (source) source, status, quality_outcome, warnings, rows_extracted,
-                       rows_rejected, rows_loaded, rows_exported, message, run_id
-                FROM ops.run_log WHERE source = ANY(%s) AND started_at >= %s
-                ORDER BY source, started_at DESC
-                """,
-                (sources, since),
-            )
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-    finally:
-        conn.close()
+    rows = query(
+        warehouse,
+        f"SELECT DISTINCT ON (source) {', '.join(_RUN_COLUMNS)} FROM ops.run_log "  # names from the tuple above
+        "WHERE source = ANY(%s) AND started_at >= %s ORDER BY source, started_at DESC",
+        (sources, since),
+    )
+    return [dict(zip(_RUN_COLUMNS, row)) for row in rows]
 
 
 def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> list[dict]:
@@ -63,29 +56,19 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> lis
     return runs
 
 
-def _query(warehouse: str, statement: str) -> list[tuple]:
-    conn = psycopg2.connect(libpq_dsn(warehouse))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def print_quality(warehouse: str) -> None:
     """The quality gate's findings of the latest batch of each source: warnings, rows set aside, held batches."""
-    warnings = _query(warehouse, """
+    warnings = query(warehouse, """
         SELECT DISTINCT ON (b.source, q.expectation, q.description) b.source,
                coalesce(q.description, q.expectation || coalesce(' on ' || q.column_name, '')), q.unexpected_count
         FROM ops.batch b JOIN ops.quality_result q USING (batch_id)
         WHERE NOT q.success AND q.severity = 'warning'
           AND b.landed_at = (SELECT max(landed_at) FROM ops.batch x WHERE x.source = b.source)
         ORDER BY b.source, q.expectation, q.description""")
-    rejected = _query(warehouse, """
+    rejected = query(warehouse, """
         SELECT source, rule, count(*) FROM ops.rejected_row
         WHERE rejected_at > now() - interval '1 day' GROUP BY 1, 2 ORDER BY 1, 2""")
-    held = _query(warehouse, "SELECT source, batch_id FROM ops.batch WHERE status = 'quarantined' ORDER BY landed_at")
+    held = query(warehouse, "SELECT source, batch_id FROM ops.batch WHERE status = 'quarantined' ORDER BY landed_at")
     if warnings:
         print("\nwarnings (the batch went on):")
         for source, description, count in warnings:
@@ -102,7 +85,7 @@ def print_quality(warehouse: str) -> None:
 
 def print_scorecard(warehouse: str) -> None:
     """How full the AIM scorecard is: measures with a value, months of history, statuses."""
-    rows = _query(warehouse, """
+    rows = query(warehouse, """
         SELECT (SELECT count(DISTINCT measure_code) FROM marts.scorecard WHERE value IS NOT NULL),
                (SELECT count(DISTINCT measure_code) FROM marts.scorecard),
                (SELECT count(DISTINCT period_start) FROM marts.measure_history WHERE period_type = 'month'),

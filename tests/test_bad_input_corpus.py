@@ -20,11 +20,10 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-import warehouse
-
 from aim.dag_factory import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
+from aim_demo.databases import query
 from aim_demo import code_enforcement, fire_dispatch, lead_testing
 from aim_demo.call_center import CallCenterServer
 from aim_demo.drops import upload_folder
@@ -42,7 +41,7 @@ class City:
         self.warehouse, self.s3, self.drops, self.landing, self.call_center = warehouse, s3, drops, landing, call_center
 
     def query(self, statement, params=None):
-        return warehouse.query(self.warehouse, statement, params)
+        return query(self.warehouse, statement, params)
 
     def run(self, source):
         dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()

@@ -14,13 +14,11 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-import warehouse
-
 from aim.dag_factory import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo import call_center
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import libpq_dsn, query
 from aim_demo.systems import demo_systems
 
 # The demo systems' clock: in the past (the suites refuse records from the future), on the hour.
@@ -36,7 +34,7 @@ class Warehouse:
         self.url = url
 
     def query(self, statement: str, params=None):
-        return warehouse.query(self.url, statement, params)
+        return query(self.url, statement, params)
 
     def run(self, source: str):
         dag_run = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test()

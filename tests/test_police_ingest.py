@@ -12,13 +12,11 @@ import uuid
 
 import pytest
 
-import warehouse
-
 from aim.dag_factory import build_ingest_dag
 from aim.sources import load_source_config
 from aim.settings import sources_dir
 from aim_demo import mpd_rms
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import libpq_dsn, query
 
 DATASET = "mpd-crime-incidents"
 LATEST_CSV = f"latest/{DATASET}/{DATASET}.csv"
@@ -36,7 +34,7 @@ class Police:
         return str(dag_run.state), self.run_log(dag_run.run_id)
 
     def query(self, statement: str, params=None):
-        return warehouse.query(self.warehouse, statement, params)
+        return query(self.warehouse, statement, params)
 
     def run_log(self, run_id: str) -> dict:
         rows = self.query(

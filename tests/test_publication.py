@@ -21,8 +21,6 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
-
-import warehouse
 import yaml
 
 from aim.dag_factory import build_ingest_dag
@@ -32,7 +30,7 @@ from aim.publish.dag import build_publish_dag
 from aim.publish.datasets import inventory
 from aim.settings import datasets_dir, sources_dir
 from aim.sources import load_source_config, source_config_paths
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import libpq_dsn, query
 from aim_demo.systems import demo_systems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +54,7 @@ class Portal:
         return found
 
     def query(self, statement, params=None):
-        return warehouse.query(self.warehouse, statement, params)
+        return query(self.warehouse, statement, params)
 
     def publish(self):
         return str(build_publish_dag().test().state)

@@ -8,15 +8,13 @@ import uuid
 
 import pytest
 
-import warehouse
-
 from aim import quarantine
 from aim.dag_factory import build_ingest_dag
 from aim.review_dag import build_review_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo import mpd_rms
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import libpq_dsn, query
 
 CONFIG = load_source_config(sources_dir() / "mpd_crime_incidents.yaml")
 
@@ -26,7 +24,7 @@ class Review:
         self.warehouse, self.rms, self.exports = warehouse, rms, exports
 
     def query(self, statement, params=None):
-        return warehouse.query(self.warehouse, statement, params)
+        return query(self.warehouse, statement, params)
 
     def ingest(self):
         dag_run = build_ingest_dag(CONFIG).test()
