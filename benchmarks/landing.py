@@ -86,7 +86,7 @@ def measure_land(source: str, warehouse: str) -> dict:
     started = time.perf_counter()
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
         ensure_tables(cur, config)
-        landed = land(cur, config, db.normalize_url(source), batch_id="bench", run_id="bench")
+        landed = land(cur, config, db.normalize_url(source), batch_id="bench")
     seconds = time.perf_counter() - started
     return {"path": "land", "rows": landed.rows, "seconds": round(seconds, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

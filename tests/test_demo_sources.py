@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from aim.storage import sha256_file
 from aim_demo import aim_registry, code_enforcement, drops, fire_dispatch, lead_testing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -566,7 +567,7 @@ def test_upload_folder_sends_only_changed_files(tmp_path):
         cad = f"demo/fire_dispatch/cad_incidents_{NOW:%Y-%m-%d}.csv"
         obj = s3.get_object(Bucket="aim-landing", Key=cad)
         assert obj["Body"].read() == (source / "fire_dispatch" / cad.rsplit("/", 1)[1]).read_bytes()
-        assert obj["Metadata"]["sha256"] == drops.sha256_file(source / "fire_dispatch" / cad.rsplit("/", 1)[1])
+        assert obj["Metadata"]["sha256"] == sha256_file(source / "fire_dispatch" / cad.rsplit("/", 1)[1])
 
         assert drops.upload_folder(source, s3, "aim-landing", "demo/") == 0  # nothing changed
 

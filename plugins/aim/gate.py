@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg2 import sql
 
@@ -171,7 +172,7 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
     )]
     if not typical or history_days < 7:  # not enough history to judge a day's volume
         return results
-    today = dt.date.today()
+    today = dt.datetime.now(ZoneInfo("America/Chicago")).date()  # the same day the SQL above calls today
     spikes = [[d, n] for d, n in days if n > volume.spike_factor * typical]
     drops = [[d, n] for d, n in days if n < volume.drop_share * typical]
     filling = [d for d, _ in drops if (today - dt.date.fromisoformat(d)).days <= volume.still_filling_days]

@@ -58,7 +58,7 @@ def _with_derived_key(config: SourceConfig, chunks: Iterable[list[tuple]]) -> It
         yield rows
 
 
-def land(cur, config: SourceConfig, access: Any, *, batch_id: str, run_id: str) -> Landed:
+def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     """Land everything new at the source as batch `batch_id`; the caller owns the transaction."""
     if config.kind == "sql":
         return _land_sql(cur, config, access, batch_id)

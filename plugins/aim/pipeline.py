@@ -57,7 +57,7 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
     """
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
         discard_batch(cur, config.staging_table, batch_id)
-        landed = land(cur, config, access, batch_id=batch_id, run_id=run_id)
+        landed = land(cur, config, access, batch_id=batch_id)
         runlog.register_batch(
             cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows,
             max_watermark=landed.max_watermark,
@@ -100,12 +100,11 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     outcome.results[:0] = results
     warnings = len(outcome.warnings)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        runlog.record_data_docs(cur, batch_id, docs_page)
         runlog.record_quality_results(
             cur, [{**r, "source": config.source, "batch_id": batch_id, "run_id": run_id, "suite": outcome.suite}
                   for r in outcome.results]
         )
-        runlog.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings)
+        runlog.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings, data_docs=docs_page)
         counts = {"rows_rejected": rejected, "warnings": warnings}
         if outcome.success:
             runlog.mark_validated(cur, batch_id)

@@ -13,7 +13,7 @@ import mimetypes
 import tempfile
 from pathlib import Path
 
-from aim.storage import ExportTarget, sha256_file
+from aim.storage import ExportTarget
 
 INDEX = "quality/index.html"
 RECENT_BATCHES = 200
@@ -25,9 +25,7 @@ def publish_data_docs(target: ExportTarget, source: str, site: Path) -> str | No
     for path in sorted(p for p in Path(site).rglob("*") if p.is_file()):
         relative = path.relative_to(site).as_posix()
         relpath = f"quality/{source}/{relative}"
-        digest = sha256_file(path)
-        if target.sha256(relpath) != digest:
-            target.publish(path, relpath, digest, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        target.publish_if_changed(path, relpath, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
         if relative.startswith("validations/") and relative.endswith(".html"):
             page = relpath
     return page
@@ -82,6 +80,4 @@ def publish_index(cur, target: ExportTarget) -> None:
     with tempfile.TemporaryDirectory(prefix="aim-quality-") as tmp:
         page = Path(tmp) / "index.html"
         page.write_text(index_html(_rows(cur)), encoding="utf-8")
-        digest = sha256_file(page)
-        if target.sha256(INDEX) != digest:
-            target.publish(page, INDEX, digest, "text/html; charset=utf-8")
+        target.publish_if_changed(page, INDEX, "text/html; charset=utf-8")

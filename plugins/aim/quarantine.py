@@ -25,7 +25,7 @@ from typing import Any
 
 from aim import db, pipeline, runlog, settings
 from aim.merge import merge_batch
-from aim.sources import SourceConfig, load_source_config
+from aim.sources import load_source
 from aim.staging import discard_batch
 
 
@@ -66,10 +66,6 @@ def details(cur, batch_id: str) -> dict[str, Any]:
     return batch
 
 
-def _config(source: str) -> SourceConfig:
-    return load_source_config(settings.sources_dir() / f"{source}.yaml")
-
-
 def _quarantined_batch(cur, batch_id: str) -> dict[str, Any]:
     cur.execute("SELECT source, status FROM ops.batch WHERE batch_id = %s FOR UPDATE", (batch_id,))
     row = cur.fetchone()
@@ -96,7 +92,7 @@ def release(batch_id: str, note: str) -> dict[str, Any]:
     run_id = f"release__{batch_id}"
     with db.transaction(url) as conn, conn.cursor() as cur:
         source = _quarantined_batch(cur, batch_id)["source"]
-        config = _config(source)
+        config = load_source(source)
         _review(cur, batch_id, "validated", note)
         runlog.start_run(cur, source=source, run_id=run_id, dag_id="aim.quarantine", batch_id=batch_id,
                          logical_date=None)
@@ -114,7 +110,7 @@ def discard(batch_id: str, note: str) -> dict[str, Any]:
         raise ReviewError("a discard needs a note saying why")
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
         source = _quarantined_batch(cur, batch_id)["source"]
-        deleted = discard_batch(cur, _config(source).staging_table, batch_id)
+        deleted = discard_batch(cur, load_source(source).staging_table, batch_id)
         _review(cur, batch_id, "discarded", note)
         cur.execute("UPDATE ops.source_file SET status = 'discarded' WHERE batch_id = %s", (batch_id,))
     return {"batch_id": batch_id, "source": source, "rows_deleted": deleted}

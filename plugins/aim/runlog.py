@@ -140,13 +140,10 @@ def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, ro
     )
 
 
-def record_batch_checks(cur, batch_id: str, *, rows_rejected: int, warnings: int) -> None:
-    """Record on the batch how many rows row-level rules set aside and how many warnings it had."""
+def record_batch_checks(cur, batch_id: str, *, rows_rejected: int, warnings: int, data_docs: str | None) -> None:
+    """Record on the batch how many rows row-level rules set aside, how many warnings it had, and
+    where its Data Docs page was published (None: no suite ran on it)."""
     cur.execute(
-        "UPDATE ops.batch SET rows_rejected = %s, warnings = %s WHERE batch_id = %s", (rows_rejected, warnings, batch_id)
+        "UPDATE ops.batch SET rows_rejected = %s, warnings = %s, data_docs = %s WHERE batch_id = %s",
+        (rows_rejected, warnings, data_docs, batch_id),
     )
-
-
-def record_data_docs(cur, batch_id: str, page: str | None) -> None:
-    """Record where the batch's Data Docs page was published (None: no suite ran on it)."""
-    cur.execute("UPDATE ops.batch SET data_docs = %s WHERE batch_id = %s", (page, batch_id))

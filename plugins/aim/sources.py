@@ -253,6 +253,13 @@ def load_source_config(path: Path) -> SourceConfig:
     return config
 
 
+def load_source(source: str) -> SourceConfig:
+    """The configuration of the source named `source`, from the sources folder."""
+    from aim import settings
+
+    return load_source_config(settings.sources_dir() / f"{source}.yaml")
+
+
 def source_config_paths(folder: Path) -> list[Path]:
     """The source configuration files in `folder`, in a stable order."""
     return sorted(Path(folder).glob("*.yaml"))

@@ -43,6 +43,14 @@ class ExportTarget:
         """The published file's content (small files: manifest, catalog), or None when there is none."""
         raise NotImplementedError  # pragma: no cover - interface
 
+    def publish_if_changed(self, local_file: Path, relpath: str, content_type: str) -> bool:
+        """Publish `local_file` at `relpath` unless the file there already has its bytes; True when written."""
+        digest = sha256_file(local_file)
+        if self.sha256(relpath) == digest:
+            return False
+        self.publish(local_file, relpath, digest, content_type)
+        return True
+
 
 class LocalTarget(ExportTarget):
     def __init__(self, root: Path):
@@ -81,9 +89,9 @@ class S3Target(ExportTarget):
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            from aim.connections import s3_client
 
-            self._client = boto3.client("s3")
+            self._client = s3_client()
         return self._client
 
     def key(self, relpath: str) -> str:

@@ -13,6 +13,16 @@ from pathlib import Path
 _BLOCK = 1 << 20
 
 
+def _copy_hashing(source, destination: Path) -> str:
+    """Copy a readable stream to `destination` in 1 MiB blocks; returns the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with open(destination, "wb") as dst:
+        for block in iter(lambda: source.read(_BLOCK), b""):
+            digest.update(block)
+            dst.write(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file in a drop: its key (path under the drop's root, with `/`) and size."""
@@ -51,12 +61,8 @@ class LocalStore(FileStore):
         )
 
     def fetch(self, key: str, destination: Path) -> str:
-        digest = hashlib.sha256()
-        with open(self.root / key, "rb") as src, open(destination, "wb") as dst:
-            for block in iter(lambda: src.read(_BLOCK), b""):
-                digest.update(block)
-                dst.write(block)
-        return digest.hexdigest()
+        with open(self.root / key, "rb") as src:
+            return _copy_hashing(src, destination)
 
     def describe(self, key: str) -> str:
         return str(self.root / key)
@@ -80,13 +86,7 @@ class S3Store(FileStore):
         return sorted(found, key=lambda f: f.key)
 
     def fetch(self, key: str, destination: Path) -> str:
-        body = self.client.get_object(Bucket=self.bucket, Key=self._full_key(key))["Body"]
-        digest = hashlib.sha256()
-        with open(destination, "wb") as dst:
-            for block in iter(lambda: body.read(_BLOCK), b""):
-                digest.update(block)
-                dst.write(block)
-        return digest.hexdigest()
+        return _copy_hashing(self.client.get_object(Bucket=self.bucket, Key=self._full_key(key))["Body"], destination)
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full_key(key)}"

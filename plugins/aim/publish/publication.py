@@ -37,7 +37,7 @@ from aim.publish.formats import Column, write_formats
 from aim.publish.manifest import manifest, manifest_json
 from aim.publish.scorecard import publish_site
 from aim.publish.tableschema import table_schema
-from aim.sources import load_source_config
+from aim.sources import load_source
 from aim.storage import ExportTarget, sha256_file, target_from_url
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Published:
 def public_projection(conn, source: str) -> Rows:
     """The public SELECT of a source: `drop` columns left out, `generalize` applied (an address to
     its block, a time to its hour; other types left out), everything else as it is."""
-    config = load_source_config(settings.sources_dir() / f"{source}.yaml")
+    config = load_source(source)
     selected, columns = [], []
     for column in config.columns:
         name = sql.Identifier(column.name)
@@ -132,10 +132,6 @@ def _temporal(conn, dataset: DatasetConfig, rows: Rows) -> str | None:
             c=sql.Identifier(dataset.temporal_column), q=sql.SQL(rows.query)))
         start, end = cur.fetchone()
     return f"{start.isoformat()}/{end.isoformat()}" if start and end else None
-
-
-def _publish_file(target: ExportTarget, path: Path, relpath: str, media_type: str) -> None:
-    target.publish(path, relpath, sha256_file(path), media_type)
 
 
 def public_base_url(target: ExportTarget) -> str:
@@ -233,8 +229,7 @@ def _publish_locked(url, target, everything, chosen, run_id, today, *, site: boo
         catalog_file = Path(tmp) / "data.json"
         catalog_file.write_bytes(catalog_json(catalog_doc))
         for path, relpath in ((manifest_file, MANIFEST), (catalog_file, CATALOG)):  # the catalog last
-            if target.sha256(relpath) != sha256_file(path):
-                _publish_file(target, path, relpath, "application/json")
+            target.publish_if_changed(path, relpath, "application/json")
     return result
 
 

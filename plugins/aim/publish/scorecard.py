@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 from aim import db
 from aim.publish.datasets import DatasetConfig
 from aim.publish.site import render_site
-from aim.storage import ExportTarget, sha256_file
+from aim.storage import ExportTarget
 
 TREND_MONTHS = 24
+_MEDIA = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript"}
 PRIORITY_ORDER = ("Safety", "Economic", "Children", "Environmental")
 
 
@@ -77,9 +78,6 @@ def publish_site(url: str, target: ExportTarget, datasets: list[DatasetConfig]) 
     with tempfile.TemporaryDirectory(prefix="aim-site-") as tmp:
         for path in render_site(scorecard_data(url, datasets), Path(tmp)):
             relpath = f"site/{path.relative_to(tmp).as_posix()}"
-            digest = sha256_file(path)
-            if target.sha256(relpath) != digest:
-                media = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript"}
-                target.publish(path, relpath, digest, media.get(path.suffix, "application/octet-stream"))
+            if target.publish_if_changed(path, relpath, _MEDIA.get(path.suffix, "application/octet-stream")):
                 written.append(relpath)
     return written
