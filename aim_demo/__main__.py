@@ -10,14 +10,12 @@
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
-from zoneinfo import ZoneInfo
 
 from aim_demo import embedded_pg, local
 
@@ -33,12 +31,13 @@ def _environment() -> Iterator[dict[str, str]]:
 
     A connection already set in the environment (a real system) wins over the demo one.
     """
+    from aim import clock
     from aim.migrations import migrate
     from aim_demo.systems import demo_systems
 
     warehouse = local.warehouse_url()
     migrate(warehouse)
-    now = dt.datetime.now(ZoneInfo("America/Chicago")).replace(tzinfo=None, microsecond=0)
+    now = clock.local_wall_time().replace(microsecond=0)
     with demo_systems(local.STATE_DIR, local.rms_url(warehouse), now) as connections:
         yield {
             **local.airflow_environment(),

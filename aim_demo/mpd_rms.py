@@ -112,8 +112,9 @@ def seed(rms_url: str, wibr: Path = WIBR_CSV) -> int:
         conn.close()
 
 
-def add_incidents(rms_url: str, count: int, prefix: str = "DEMO") -> list[str]:
-    """Insert `count` new incidents reported now (copies of real ones, new numbers); returns their numbers."""
+def add_incidents(rms_url: str, count: int, now: datetime, prefix: str = "DEMO") -> list[str]:
+    """Insert `count` new incidents reported an hour before `now` (Milwaukee wall time; copies of real
+    ones, new numbers), changed at the RMS's own clock time; returns their numbers."""
     conn = psycopg2.connect(libpq_dsn(rms_url))
     try:
         with conn, conn.cursor() as cur:
@@ -129,14 +130,14 @@ def add_incidents(rms_url: str, count: int, prefix: str = "DEMO") -> list[str]:
                 INSERT INTO rms.incident (incident_num, reported_at, location, weapon_used, ald, nsp, police, tract,
                     ward, zip, rough_x, rough_y, arson, assault_offense, burglary, criminal_damage, homicide,
                     locked_vehicle, robbery, sex_offense, theft, vehicle_theft, updated_at)
-                SELECT new_num, date_trunc('second', (now() AT TIME ZONE 'America/Chicago') - interval '1 hour'), location, weapon_used, ald,
+                SELECT new_num, date_trunc('second', %(now)s::timestamp - interval '1 hour'), location, weapon_used, ald,
                        nsp, police, tract, ward, zip, rough_x, rough_y, arson, assault_offense, burglary,
                        criminal_damage, homicide, locked_vehicle, robbery, sex_offense, theft, vehicle_theft,
                        clock_timestamp()
                 FROM numbered
                 RETURNING incident_num
                 """,
-                {"count": count, "prefix": prefix},
+                {"count": count, "prefix": prefix, "now": now},
             )
             return sorted(r[0] for r in cur.fetchall())
     finally:

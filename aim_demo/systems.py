@@ -73,7 +73,7 @@ def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: in
     mpd_rms.seed(rms_url)
     mpd_rms.synthesize_recent(rms_url, now)
     if police_new:
-        mpd_rms.add_incidents(rms_url, police_new)
+        mpd_rms.add_incidents(rms_url, police_new, now)
 
     code_enforcement.write_drops(landing / "dns" / "orders", now)
     aim_registry.write_drops(landing / "budget", now)

@@ -131,8 +131,8 @@ def test_rerun_changes_nothing(police):
     assert after == before
 
 
-def test_new_and_changed_incidents_move_exactly(police):
-    new = mpd_rms.add_incidents(police.rms, 10)
+def test_new_and_changed_incidents_move_exactly(police, clock):
+    new = mpd_rms.add_incidents(police.rms, 10, clock.replace(tzinfo=None))
     changed = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[100:105])
     mpd_rms.amend_incidents(police.rms, changed, location="100 E WELLS ST")
     others = "SELECT md5(string_agg(c::text, '|' ORDER BY incident_num)) FROM core.mpd_crime_incidents c " \

@@ -18,10 +18,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from psycopg2 import sql
 
+from aim import clock
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 
@@ -125,6 +125,7 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
         sql.SQL(", ").join(sql.SQL("c.{}::text").format(sql.Identifier(k)) for k in config.key)
     )
     date_col = sql.Identifier(volume.date_column)
+    today = clock.local_today()
     cur.execute(
         sql.SQL("""
         WITH batch AS (
@@ -154,14 +155,15 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
                (SELECT count(*) FROM history),
                coalesce((SELECT json_agg(json_build_array(day, n) ORDER BY day) FROM days), '[]'),
                coalesce((SELECT json_agg(c.day ORDER BY c.day) FROM calendar c
-                         WHERE c.day < (now() AT TIME ZONE 'America/Chicago')::date - %(filling)s
+                         WHERE c.day < %(today)s::date - %(filling)s
                            AND NOT EXISTS (SELECT 1 FROM days WHERE days.day = c.day)
                            AND NOT EXISTS (SELECT 1 FROM history WHERE history.day = c.day)), '[]')
         """).format(
             staged_key=staged_key, core_key=core_key, day=day_of, staging=qualified(config.staging_table),
             batch_col=sql.Identifier(BATCH_COLUMN), date_col=date_col, core=qualified(config.core_table),
         ),
-        {"batch_id": batch_id, "lookback": volume.lookback_days, "filling": volume.still_filling_days},
+        {"batch_id": batch_id, "lookback": volume.lookback_days, "filling": volume.still_filling_days,
+         "today": today},
     )
     typical, history_days, days, missing = cur.fetchone()
     column = volume.date_column
@@ -172,7 +174,6 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
     )]
     if not typical or history_days < 7:  # not enough history to judge a day's volume
         return results
-    today = dt.datetime.now(ZoneInfo("America/Chicago")).date()  # the same day the SQL above calls today
     spikes = [[d, n] for d, n in days if n > volume.spike_factor * typical]
     drops = [[d, n] for d, n in days if n < volume.drop_share * typical]
     filling = [d for d, _ in drops if (today - dt.date.fromisoformat(d)).days <= volume.still_filling_days]

@@ -20,11 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-from zoneinfo import ZoneInfo
 
 from psycopg2.extras import Json
 
-from aim import db, measures, settings
+from aim import clock, db, measures, settings
 from aim.migrations import migrate
 from aim.sources import source_config_paths
 
@@ -50,7 +49,7 @@ class RunRequest:
 
 def current_month() -> dt.date:
     """The first day of the current month in Milwaukee."""
-    return measures.month_start(dt.datetime.now(ZoneInfo(measures.LOCAL_TIME_ZONE)).date())
+    return measures.month_start(clock.local_today())
 
 
 def request_from_params(params: Mapping[str, Any]) -> RunRequest:

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg2 import sql
 
-from aim import db, settings
+from aim import clock, db, settings
 from aim.publish.catalog import catalog, catalog_json, dataset_entry, distribution, validate_catalog
 from aim.publish.datasets import DatasetConfig, inventory
 from aim.publish.formats import Column, write_formats
@@ -150,7 +150,7 @@ def publish(dataset_ids: list[str] | None = None, *, run_id: str, today: dt.date
     changed, nothing is written."""
     url = settings.warehouse_url()
     target = target or target_from_url(settings.export_url())
-    today = today or dt.date.today()
+    today = today or clock.local_today()
     everything = inventory()
     chosen = [d for d in everything if d.released and (dataset_ids is None or d.id in dataset_ids)]
     eng = db.engine(url)
@@ -170,7 +170,7 @@ def _publish_locked(url, target, everything, chosen, run_id, today, *, site: boo
     previous = json.loads(target.read_bytes(MANIFEST) or b'{"files": []}')
     entries = {f["path"]: f for f in previous.get("files", [])}
     result = Published()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    now = clock.now().replace(microsecond=0).isoformat().replace("+00:00", "Z")
     with db.transaction(url) as conn, conn.cursor() as cur:
         _sync_inventory(cur, everything)
     with tempfile.TemporaryDirectory(prefix="aim-publish-") as tmp:

@@ -5,12 +5,10 @@ status), `marts.measure_history` (the trend) and `marts.values_by_district`.
 """
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from aim import db
+from aim import clock, db
 from aim.publish.datasets import DatasetConfig
 from aim.publish.site import render_site
 from aim.storage import ExportTarget
@@ -64,7 +62,7 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
         (i for i, word in enumerate(PRIORITY_ORDER) if kv[0].startswith(word)), len(PRIORITY_ORDER)))
     return {
         "title": "City of Milwaukee - AIM Scorecard",
-        "as_of": (as_of or dt.datetime.now(dt.timezone.utc)).astimezone(ZoneInfo("America/Chicago")).replace(
+        "as_of": (as_of or clock.now()).astimezone(clock.LOCAL_ZONE).replace(
             microsecond=0).isoformat(),
         "priorities": [{"name": name, "measures": measures} for name, measures in ordered],
         "datasets": [{"id": d.id, "title": d.title, "href": f"../latest/{d.id}/{d.id}.csv"}
