@@ -15,11 +15,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from zoneinfo import ZoneInfo
+import math
 
 import openpyxl
 import pytest
 
+from aim import db
 from aim.dag_factory import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
@@ -30,15 +31,25 @@ from aim_demo.drops import upload_folder
 from aim_demo.s3_server import start_s3_server
 from aim_demo.systems import aws_connection, folder_connection, http_connection
 
-TODAY = dt.datetime.now(ZoneInfo("America/Chicago")).date()
-D0 = TODAY - dt.timedelta(days=6)  # the baseline ends here; later days are free for new-day cases
-BASE_NOW = dt.datetime.combine(D0, dt.time(23, 59))
+pytestmark = pytest.mark.clock  # the corpus builds its history relative to the suite's today
+
 CAD = "mfd-cad-landing"
+FIRE = load_source_config(sources_dir() / "mfd_dispatch_incidents.yaml")
 
 
 class City:
-    def __init__(self, warehouse, s3, drops, landing, call_center):
+    """The demo systems and the warehouse, with the corpus's calendar: the baseline history ends on
+    `d0`, six days before the suite's `today`; the days after it are free for new-day cases."""
+
+    def __init__(self, warehouse, s3, drops, landing, call_center, today):
         self.warehouse, self.s3, self.drops, self.landing, self.call_center = warehouse, s3, drops, landing, call_center
+        self.today = today
+        self.d0 = today - dt.timedelta(days=6)
+        self.base_now = dt.datetime.combine(self.d0, dt.time(23, 59))
+
+    def day(self, n):
+        """A baseline day, distinct per case."""
+        return self.d0 - dt.timedelta(days=n)
 
     def query(self, statement, params=None):
         return query(self.warehouse, statement, params)
@@ -58,6 +69,31 @@ class City:
         return {r[0] for r in self.query(
             "SELECT expectation FROM ops.quality_result WHERE batch_id = %s AND NOT success AND severity = %s",
             (batch_id, severity))}
+
+    def failed_rules(self, batch_id, severity="critical"):
+        """The failed checks of a batch by what they say (description, else the expectation and column)."""
+        return {r[0] for r in self.query(
+            "SELECT coalesce(nullif(description, ''), expectation || ' on ' || coalesce(column_name, '-')) "
+            "FROM ops.quality_result WHERE batch_id = %s AND NOT success AND severity = %s",
+            (batch_id, severity))}
+
+    def daily_history(self, day):
+        """Rows per day in core over the volume check's lookback before `day` (what the gate compares with)."""
+        volume = FIRE.quality.volume
+        return [n for (n,) in self.query(
+            "SELECT count(*) FROM core.mfd_dispatch_incidents WHERE call_received_at >= %s AND call_received_at < %s "
+            "GROUP BY call_received_at::date", (day - dt.timedelta(days=volume.lookback_days), day))]
+
+    def new_day_rows(self, day):
+        """The CAD file the demo system would send for a day after the baseline, as rows."""
+        data = fire_dispatch.day_csv(day, self.base_now + dt.timedelta(days=(day - self.d0).days + 1))
+        return list(csv.reader(io.StringIO(data.decode(), newline="")))
+
+    def forget_day(self, day):
+        """Undo a new-day case: the file leaves the drop, its rows leave core."""
+        self.delete_cad(day)
+        with db.transaction(self.warehouse) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM core.mfd_dispatch_incidents WHERE call_received_at::date = %s", (day,))
 
     # --- fire CAD drops in S3 -------------------------------------------------------------------
     def cad_rows(self, day):
@@ -81,14 +117,15 @@ def as_csv(rows, encoding="utf-8", delimiter=","):
 
 
 @pytest.fixture(scope="module")
-def city(new_database, airflow_db, tmp_path_factory):
+def city(new_database, airflow_db, tmp_path_factory, today):
     root = tmp_path_factory.mktemp("corpus")
     drops, landing = root / "drops", root / "landing"
-    fire_dispatch.write_drops(drops / "cad", BASE_NOW, days=20)
-    lead_testing.write_drops(drops / "lead", BASE_NOW, days=40)
-    code_enforcement.write_drops(landing / "dns" / "orders", BASE_NOW, days=14)
+    base_now = City(None, None, None, None, None, today).base_now
+    fire_dispatch.write_drops(drops / "cad", base_now, days=20)
+    lead_testing.write_drops(drops / "lead", base_now, days=40)
+    code_enforcement.write_drops(landing / "dns" / "orders", base_now, days=14)
     warehouse = new_database("aim_wh")
-    with start_s3_server(root / "s3") as s3, CallCenterServer(now=BASE_NOW, days=20) as call_center, \
+    with start_s3_server(root / "s3") as s3, CallCenterServer(now=base_now, days=20) as call_center, \
             pytest.MonkeyPatch.context() as env:
         upload_folder(drops / "cad", s3.client(), CAD, "cad")
         upload_folder(drops / "lead", s3.client(), "mhd-lab-landing", "lead")
@@ -99,15 +136,11 @@ def city(new_database, airflow_db, tmp_path_factory):
             "AIRFLOW_CONN_CALL_CENTER_API": http_connection(call_center.base_url),
         }.items():
             env.setenv(name, value)
-        city = City(warehouse, s3, drops, landing, call_center)
+        city = City(warehouse, s3, drops, landing, call_center, today)
         for source in ("mfd_dispatch_incidents", "mhd_lead_tests", "dns_code_enforcement_orders",
                        "dpw_service_requests"):
             assert city.run(source)["status"] == "success", source
         yield city
-
-
-def _day(n):  # a baseline day, distinct per case
-    return D0 - dt.timedelta(days=n)
 
 
 # ---- files that cannot be read: the run fails, naming the file and the reason ------------------
@@ -131,7 +164,7 @@ def _unbalanced_quote(rows):
     ("binary garbage named .csv", lambda rows: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, "not a text CSV"),
 ])
 def test_unreadable_file_fails_the_run_and_names_it(city, case, make, expected):
-    day = _day(2)
+    day = city.day(2)
     before = city.core("mfd_dispatch_incidents")
     city.put_cad(day, make(city.cad_rows(day)))
     try:
@@ -146,45 +179,73 @@ def test_unreadable_file_fails_the_run_and_names_it(city, case, make, expected):
 
 # ---- batches the quality gate stops: quarantined, nothing reaches core ---------------------------
 
-def _duplicate_key(rows):
+def _duplicate_key(rows, city):
     return rows + [rows[1]]
 
 
-def _future_dates(rows):
-    later = (TODAY + dt.timedelta(days=30)).isoformat()
-    return [rows[0]] + [[*r[:5], f"{later} 10:00:00", *r[6:]] if i < 3 else r for i, r in enumerate(rows[1:])]
+def _shifted(row, columns, delta):
+    """The row with the named timestamp columns moved by `delta` (so their order is kept)."""
+    out = list(row)
+    for column in columns:
+        at = fire_dispatch.HEADER.index(column)
+        out[at] = (dt.datetime.fromisoformat(out[at]) + delta).isoformat(sep=" ")
+    return out
 
 
-@pytest.mark.parametrize("case, make, check", [
-    ("duplicate keys", _duplicate_key, "expect_column_values_to_be_unique"),
-    ("dates in the future", _future_dates, "unexpected_rows_expectation"),
+def _cleared_in_the_future(rows, city):
+    """Three incidents of a past day whose clear time was typed a month ahead: nothing else is wrong
+    with them (each time still follows the one before)."""
+    ahead = dt.datetime.combine(city.today + dt.timedelta(days=30), dt.time(10)) \
+        - dt.datetime.fromisoformat(rows[1][fire_dispatch.HEADER.index("Cleared")])
+    return [rows[0]] + [_shifted(r, ["Cleared"], ahead) if i < 3 else r for i, r in enumerate(rows[1:])]
+
+
+def _received_in_the_future(rows, city):
+    """Three incidents whose every time lies a month ahead (a wrong year on the dispatcher's clock)."""
+    times = ["Call Received", "Dispatched", "En Route", "On Scene", "Cleared"]
+    return [rows[0]] + [_shifted(r, times, dt.timedelta(days=(city.today - city.day(3)).days + 30)) if i < 3 else r
+                        for i, r in enumerate(rows[1:])]
+
+
+@pytest.mark.parametrize("case, make, rule, alone", [
+    ("duplicate keys", _duplicate_key, "expect_column_values_to_be_unique on incident_number", True),
+    ("cleared in the future", _cleared_in_the_future, "cleared_at is not in the future (Milwaukee local time)", True),
+    # the calls move to a day after the baseline: the days between are missing too, which the gate also reports
+    ("received in the future", _received_in_the_future, "call_received_at is not in the future (Milwaukee local time)",
+     False),
 ])
-def test_bad_batch_is_quarantined(city, case, make, check):
-    day = _day(3)
+def test_bad_batch_is_quarantined(city, case, make, rule, alone):
+    day = city.day(3)
     before = city.core("mfd_dispatch_incidents")
-    city.put_cad(day, as_csv(make(city.cad_rows(day))))
+    city.put_cad(day, as_csv(make(city.cad_rows(day), city)))
     try:
         log = city.run("mfd_dispatch_incidents")
     finally:
         city.restore_cad(day)
     assert log["status"] == "failed"
-    assert check in city.failed_checks(log["batch_id"], "critical"), case
+    failed = city.failed_rules(log["batch_id"])
+    assert rule in failed, f"{case}: the rule that should stop the batch did not fire; failed: {failed}"
+    if alone:
+        assert failed == {rule}, f"{case}: only {rule!r} should fail, got {failed}"
     assert log["batch_id"] in log["message"]
     assert city.query("SELECT status FROM ops.batch WHERE batch_id = %s", (log["batch_id"],)) == [("quarantined",)]
     assert city.core("mfd_dispatch_incidents") == before
 
 
-def test_tenfold_volume_spike_is_quarantined(city):
-    day = D0 + dt.timedelta(days=2)  # a new day, ten times as busy as any
-    rows = list(csv.reader(io.StringIO(fire_dispatch.day_csv(day, BASE_NOW + dt.timedelta(days=3)).decode(),
-                                       newline="")))
-    spiked = [rows[0]] + [[f"{r[0]}{k}", *r[1:]] for k in range(10) for r in rows[1:]]
+def test_volume_spike_far_above_history_is_quarantined(city):
+    day = city.d0 + dt.timedelta(days=1)  # the first day after the baseline, so no day goes missing
+    rows = city.new_day_rows(day)
+    history = city.daily_history(day)
+    assert len(history) >= 7, "the volume check needs a week of history to judge a day"
+    # copies enough that the day is many times the history's BUSIEST day, so past any typical day
+    copies = math.ceil(3 * FIRE.quality.volume.spike_factor * max(history) / (len(rows) - 1))
+    spiked = [rows[0]] + [[f"{r[0]}{k}", *r[1:]] for k in range(copies) for r in rows[1:]]
     before = city.core("mfd_dispatch_incidents")
     city.put_cad(day, as_csv(spiked))
     try:
         log = city.run("mfd_dispatch_incidents")
     finally:
-        city.delete_cad(day)
+        city.forget_day(day)
     assert log["status"] == "failed"
     assert "aim:daily_volume_spike" in city.failed_checks(log["batch_id"], "critical")
     assert city.core("mfd_dispatch_incidents") == before
@@ -202,7 +263,7 @@ def _with(rows, column, value, count=1):
     ("10 MB single field", "Address", "1" * 10_000_000, "address is at most 1000 characters"),
 ])
 def test_bad_rows_are_set_aside_and_the_rest_loads(city, case, column, value, rule):
-    day = _day(4)
+    day = city.day(4)
     rows = city.cad_rows(day)
     city.put_cad(day, as_csv(_with(rows, column, value)))
     try:
@@ -219,7 +280,7 @@ def test_bad_rows_are_set_aside_and_the_rest_loads(city, case, column, value, ru
 
 
 def test_text_and_negative_numbers_in_counts_are_set_aside(city):
-    month = D0.replace(day=1)
+    month = city.d0.replace(day=1)
     path = city.drops / "lead" / lead_testing.FILE_PATTERN.format(month)
     rows = list(csv.reader(io.StringIO(path.read_bytes().decode("cp1252"), newline="")))
     rows[1][3], rows[2][4] = "twelve", "-3"
@@ -238,7 +299,7 @@ def test_text_and_negative_numbers_in_counts_are_set_aside(city):
 # ---- unusual but valid input: loads, with a warning where someone should look --------------------
 
 def test_extra_column_loads_and_is_reported(city):
-    day = _day(5)
+    day = city.day(5)
     rows = city.cad_rows(day)
     city.put_cad(day, as_csv([r + (["Dispatcher"] if i == 0 else ["D. Smith"]) for i, r in enumerate(rows)]))
     try:
@@ -253,7 +314,7 @@ def test_extra_column_loads_and_is_reported(city):
 
 
 def test_header_only_file_loads_nothing_and_is_reported(city):
-    day = _day(6)
+    day = city.day(6)
     city.put_cad(day, as_csv(city.cad_rows(day)[:1]))
     try:
         log = city.run("mfd_dispatch_incidents")
@@ -263,19 +324,26 @@ def test_header_only_file_loads_nothing_and_is_reported(city):
     assert "aim:file_has_rows" in city.failed_checks(log["batch_id"], "warning")
 
 
-def test_ninety_percent_volume_drop_is_a_warning(city):
-    day = D0 + dt.timedelta(days=1)  # a new day with a tenth of the usual calls
-    rows = list(csv.reader(io.StringIO(fire_dispatch.day_csv(day, BASE_NOW + dt.timedelta(days=2)).decode(),
-                                       newline="")))
-    city.put_cad(day, as_csv(rows[: 1 + (len(rows) - 1) // 10]))
-    log = city.run("mfd_dispatch_incidents")
+def test_volume_drop_far_below_history_is_a_warning(city):
+    day = city.d0 + dt.timedelta(days=1)  # the first day after the baseline
+    rows = city.new_day_rows(day)
+    history = city.daily_history(day)
+    assert len(history) >= 7, "the volume check needs a week of history to judge a day"
+    # fewer calls than a share of the QUIETEST day in the history, so under that share of any typical day
+    keep = math.floor(FIRE.quality.volume.drop_share * min(history) / 2)
+    assert keep >= 1, f"the history's quietest day ({min(history)} calls) is too quiet to build this case"
+    city.put_cad(day, as_csv(rows[: 1 + keep]))
+    try:
+        log = city.run("mfd_dispatch_incidents")
+    finally:
+        city.forget_day(day)
     assert log["status"] == "success", log["message"]
     assert "aim:daily_volume_drop" in city.failed_checks(log["batch_id"], "warning")
     assert log["warnings"] >= 1
 
 
 def test_cp1252_file_with_non_ascii_names_loads_them_correctly(city):
-    day = _day(7)
+    day = city.day(7)
     rows = _with(city.cad_rows(day), "Address", "2846 N PEÑA ST")
     city.put_cad(day, as_csv(rows, "cp1252"))
     try:
@@ -288,7 +356,7 @@ def test_cp1252_file_with_non_ascii_names_loads_them_correctly(city):
 
 
 def test_sql_injection_strings_are_stored_verbatim_and_never_run(city):
-    day = _day(8)
+    day = city.day(8)
     attack = "1 N 1ST ST'); DROP TABLE core.mfd_dispatch_incidents; --"
     rows = _with(_with(city.cad_rows(day), "Address", attack), "Incident Type", "EMS")
     city.put_cad(day, as_csv(rows))
@@ -302,7 +370,7 @@ def test_sql_injection_strings_are_stored_verbatim_and_never_run(city):
 
 
 def test_same_file_delivered_twice_is_loaded_once(city):
-    day = _day(9)
+    day = city.day(9)
     city.restore_cad(day)  # the department's transfer job sends the same bytes again
     log = city.run("mfd_dispatch_incidents")
     assert log["status"] == "success" and (log["extracted"], log["loaded"]) == (0, 0)
@@ -346,8 +414,8 @@ def test_bad_api_page_fails_the_run(city, case, fault, expected):
 # ---- a lost day: the gate fails the batch that would hide it -------------------------------------
 
 def test_a_whole_missing_day_is_a_failure(city):
-    missing, present = D0 + dt.timedelta(days=3), D0 + dt.timedelta(days=4)
-    rows = fire_dispatch.day_csv(present, BASE_NOW + dt.timedelta(days=5))
+    missing, present = city.d0 + dt.timedelta(days=3), city.d0 + dt.timedelta(days=4)
+    rows = fire_dispatch.day_csv(present, city.base_now + dt.timedelta(days=5))
     city.put_cad(present, rows)
     try:
         log = city.run("mfd_dispatch_incidents")

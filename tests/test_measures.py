@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import pytest
 
+from aim.db import normalize_url
 from aim.migrations import migrate
 from aim.settings import sources_dir
 from aim.sources import load_source_config
@@ -74,9 +75,10 @@ def d(text: str) -> dt.date:
 # --- the warehouse ---------------------------------------------------------------------------
 
 class Warehouse:
-    def __init__(self, url: str):
+    def __init__(self, url: str, as_of: dt.datetime | None = None):
         self.url = url
-        self.conn = psycopg2.connect(libpq_dsn(url))
+        self.as_of = as_of  # Milwaukee wall time the measures run at: ops.local_now() on this connection
+        self.conn = psycopg2.connect(libpq_dsn(normalize_url(url).render_as_string(hide_password=False)))
 
     def execute(self, statement: str, params=None) -> None:
         with self.conn, self.conn.cursor() as cur:
@@ -129,11 +131,11 @@ def seed_reference(wh: Warehouse) -> None:
 
 
 @pytest.fixture
-def warehouse(new_database):
+def warehouse(new_database, clock):
     """A fresh, migrated warehouse with every source's core table and the geography reference."""
     url = new_database("aim_measures")
     migrate(url)
-    wh = Warehouse(url)
+    wh = Warehouse(url, clock.replace(tzinfo=None))
     with wh.conn, wh.conn.cursor() as cur:
         for source in SOURCES:
             ensure_tables(cur, load_source_config(sources_dir() / f"{source}.yaml"))
@@ -398,10 +400,6 @@ def order(num, ald_, issued, due, complied):
             "complied_on": d(complied) if complied else None}
 
 
-def milwaukee_now() -> dt.datetime:
-    return dt.datetime.now(MILWAUKEE).replace(tzinfo=None)
-
-
 def next_month(month: dt.date) -> dt.date:
     return (month + dt.timedelta(days=32)).replace(day=1)
 
@@ -410,6 +408,7 @@ def on_time(r) -> bool:
     return r["complied_on"] is not None and r["complied_on"] <= r["compliance_due_on"]
 
 
+@pytest.mark.clock
 def test_eco_01_orders_complied_by_due_date(warehouse):
     rows = [
         order("E1", 6, "2024-12-01", "2025-01-10", "2025-01-10"),  # on the due date: on time
@@ -421,7 +420,7 @@ def test_eco_01_orders_complied_by_due_date(warehouse):
         order("E7", 11, "2025-03-01", "2025-04-01", None),  # due after the window
     ]
     warehouse.insert("dns_code_enforcement_orders", rows)
-    today = milwaukee_now().date()
+    today = warehouse.as_of.date()
 
     # January: citywide E1, E2, E3, E4 -> on time E1, E4 = 2 of 4 = 50%; ald 6: E1, E2, E3 -> 1 of 3 = 33.3%.
     # February: E5 on time: 100% citywide and in ald 11. March: nothing due, no rows.
@@ -541,7 +540,7 @@ def _closed_within_test(warehouse, code, kind, days):
         request("H7", kind, 14, "2024-12-31 23:00:00", "2025-01-01 09:00:00"),  # created before the window
     ]
     warehouse.insert("dpw_service_requests", rows)
-    now = milwaukee_now()
+    now = warehouse.as_of
 
     # January: citywide H1, H2, H3, H4 -> within H1, H4 = 2 of 4 = 50%; ald 13: H1, H2, H3 -> 1 of 3.
     # February: H6 within: 100% citywide and in ald 14. March: nothing created, no rows.
@@ -566,10 +565,12 @@ def _closed_within_test(warehouse, code, kind, days):
     check(warehouse, code, window, by_hand, in_python)
 
 
+@pytest.mark.clock
 def test_phy_01_potholes_closed_within_3_days(warehouse):
     _closed_within_test(warehouse, "PHY-01", "POTHOLE", 3)
 
 
+@pytest.mark.clock
 def test_phy_04_street_lights_repaired_within_5_days(warehouse):
     # (H9 there is 4 days old: old enough for the pothole measure, not for street lights)
     _closed_within_test(warehouse, "PHY-04", "STREET LIGHT OUT", 5)

@@ -1,11 +1,14 @@
 """Database connections: SQLAlchemy engines and raw psycopg2 connections for COPY."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
+
+from aim import clock
 
 # Airflow connection types -> SQLAlchemy drivers that ship with the platform's pinned set.
 _DRIVERS = {
@@ -19,11 +22,30 @@ _DRIVERS = {
 
 
 def normalize_url(url: str | URL) -> URL:
-    """The URL with an explicit driver: bare `postgres(ql)://` means psycopg2, never psycopg 3."""
+    """The URL with an explicit driver: bare `postgres(ql)://` means psycopg2, never psycopg 3.
+
+    A PostgreSQL URL also carries the platform's clock when `AIM_NOW` fixes it (`with_clock`).
+    """
     url = make_url(url)
     if url.drivername in ("postgres", "postgresql"):
         url = url.set(drivername="postgresql+psycopg2")
+    if url.drivername.startswith("postgresql"):
+        url = with_clock(url)
     return url
+
+
+def with_clock(url: URL) -> URL:
+    """A PostgreSQL URL whose sessions see `aim.clock.now()` as `ops.clock_now()`: when `AIM_NOW`
+    is set, the session setting `aim.now` is passed at connection start (libpq `options`)."""
+    if not os.environ.get(clock.ENV_VAR):
+        return url
+    option = f"-caim.now={clock.now().isoformat()}"  # no space: a URL may carry it as "+"
+    existing = url.query.get("options")
+    if isinstance(existing, tuple):
+        existing = " ".join(existing)
+    if existing and "aim.now=" in existing:
+        return url
+    return url.update_query_dict({"options": f"{existing} {option}" if existing else option})
 
 
 def engine(url: str | URL) -> sa.Engine:

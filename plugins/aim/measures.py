@@ -13,9 +13,10 @@ AIM_MEASURES_DIR), whose header says what it reads:
     -- reads: core.mpd_crime_incidents (reported_at)
     -- geographies: citywide, aldermanic_district, police_district
 
-It reads the one-row temp table `measure_window(period_start date, period_end date, as_of timestamp)`
-(first and last month, inclusive; `as_of` is Milwaukee's wall-clock time now, from `aim.clock`)
-and returns exactly the columns `OUTPUT_COLUMNS`, one row per month and geography inside the window.
+It reads the one-row temp table `measure_window(period_start date, period_end date)` (first and
+last month, inclusive) and returns exactly the columns `OUTPUT_COLUMNS`, one row per month and
+geography inside the window. A measure that depends on the time now reads `ops.local_now()`, the
+platform's clock (`aim.clock`) in Milwaukee time.
 
 Every function takes a psycopg2 cursor and leaves the transaction to the caller: what one call
 does is committed or rolled back as a whole. Identifiers read from files or configuration are
@@ -606,9 +607,8 @@ def recompute(
 
 def _recompute_measure(cur, measure: MeasureFile, start: dt.date, end: dt.date, run_id: str) -> int:
     cur.execute("DROP TABLE IF EXISTS measure_window, measure_result, measure_freshness")
-    cur.execute("CREATE TEMP TABLE measure_window (period_start date NOT NULL, period_end date NOT NULL, "
-                "as_of timestamp NOT NULL) ON COMMIT DROP")
-    cur.execute("INSERT INTO measure_window VALUES (%s, %s, %s)", (start, end, clock.local_wall_time()))
+    cur.execute("CREATE TEMP TABLE measure_window (period_start date NOT NULL, period_end date NOT NULL) ON COMMIT DROP")
+    cur.execute("INSERT INTO measure_window VALUES (%s, %s)", (start, end))
     try:
         cur.execute(measure.sql_text)
     except (psycopg2.OperationalError, psycopg2.InterfaceError):

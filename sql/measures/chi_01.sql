@@ -10,7 +10,7 @@
 -- denominator are NULL (a count).
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/chi_01.sql
 WITH months AS (
     SELECT m::date AS period_start

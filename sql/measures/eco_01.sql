@@ -13,7 +13,7 @@
 -- An order without an aldermanic district counts only citywide.
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/eco_01.sql
 WITH orders AS (
     SELECT date_trunc('month', o.compliance_due_on)::date AS period_start,
@@ -23,7 +23,7 @@ WITH orders AS (
     CROSS JOIN measure_window w
     WHERE o.compliance_due_on >= date_trunc('month', w.period_start)
       AND o.compliance_due_on < date_trunc('month', w.period_end) + interval '1 month'
-      AND o.compliance_due_on < w.as_of::date
+      AND o.compliance_due_on < ops.local_now()::date
 ), placed AS (  -- each order once citywide and once in its aldermanic district
     SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, complied_on_time FROM orders
     UNION ALL

@@ -14,7 +14,7 @@
 -- counts only citywide.
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/phy_01.sql
 WITH requests AS (
     SELECT date_trunc('month', r.created_at)::date AS period_start,
@@ -25,7 +25,7 @@ WITH requests AS (
     WHERE r.created_at >= date_trunc('month', w.period_start)
       AND r.created_at < date_trunc('month', w.period_end) + interval '1 month'
       AND r.request_type = 'POTHOLE'
-      AND r.created_at <= w.as_of - interval '3 days'
+      AND r.created_at <= ops.local_now() - interval '3 days'
 ), placed AS (  -- each request once citywide and once in its aldermanic district
     SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, closed_in_time FROM requests
     UNION ALL

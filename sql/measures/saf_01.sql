@@ -12,7 +12,7 @@
 -- aldermanic (police) district counts citywide and in the other district, if it has one.
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/saf_01.sql
 WITH months AS (
     SELECT m::date AS period_start

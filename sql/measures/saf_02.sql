@@ -15,7 +15,7 @@
 -- aldermanic district counts only citywide.
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/saf_02.sql
 WITH months AS (
     SELECT m::date AS period_start

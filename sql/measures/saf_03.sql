@@ -12,7 +12,7 @@
 -- only citywide.
 --
 -- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end, now() AT TIME ZONE 'America/Chicago' AS as_of;
+--   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
 --   \i sql/measures/saf_03.sql
 WITH calls AS (
     SELECT date_trunc('month', f.call_received_at)::date AS period_start,
