@@ -11,8 +11,8 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
 	$(BIN)/python -m aim_demo demo
 
-test: $(STAMP) chromium ## run the test suite (real PostgreSQL, real S3 server, real DAG runs, real browser)
-	$(BIN)/python -m pytest
+test: $(STAMP) chromium ## run the test suite (real PostgreSQL, real S3 server, real DAG runs, real browser); PYTEST_ARGS=... passes options
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chromium: ## Debian's Chromium for the scorecard's browser test (Playwright drives /usr/bin/chromium)
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (apt-get) for the browser test"; \

@@ -468,7 +468,8 @@ def test_status_function_at_the_edges(filled, value, target, direction, expected
     assert filled.one("SELECT core.aim_status(%s::numeric, %s::numeric, %s, 0.05)", (value, target, direction)) == expected
 
 
-def test_scorecard_status_at_the_edges(new_database):
+@pytest.mark.clock
+def test_scorecard_status_at_the_edges(new_database, today):
     wh = new_warehouse(new_database)
     with wh.cursor() as cur:
         load_registry(cur, registry_rows())
@@ -489,7 +490,7 @@ def test_scorecard_status_at_the_edges(new_database):
         (april, "aldermanic_district", "3"): Decimal("73.62"),
     })
     insert_values(wh, "PHY-03", {(april, "citywide", "all"): Decimal("1.5")})
-    this_month = measures.month_start(dt.datetime.now(CHICAGO).date())
+    this_month = measures.month_start(today)
     insert_values(wh, "SAF-04", {(this_month, "citywide", "all"): Decimal("6.9")})  # a month in progress
     insert_values(wh, "SAF-02", {(march, "citywide", "all"): Decimal("0.5"), (april, "citywide", "all"): None})
 
@@ -828,8 +829,9 @@ def test_run_params_make_a_backfill_or_an_incremental_run():
             request_from_params(bad)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dag_warehouse(new_database, stub_measures, airflow_db) -> Warehouse:
+    """A warehouse of its own for each DAG test: no test sees what another's runs computed."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AIM_MEASURES_DIR", str(stub_measures))
         wh = new_warehouse(new_database)

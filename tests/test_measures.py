@@ -274,19 +274,21 @@ def test_saf_01_part_1_crimes(warehouse):
         incident("A6", "2025-02-01 00:00:00", 15, 7, "arson", "criminal_damage"),
         incident("A9", "2025-02-14 09:00:00", None, None, "vehicle_theft"),  # no district at all: citywide only
         incident("A11", "2025-02-03 22:00:00", 1, 1, "locked_vehicle"),
+        incident("A13", "2025-01-22 12:00:00", 16, 8, "theft"),  # districts out of range (an RMS typo): citywide only
+        incident("A14", "2025-02-22 12:00:00", 0, 0, "burglary"),  # districts out of range: citywide only
         incident("A7", "2024-12-31 23:59:59", 3, 2, "theft"),  # before the window
         incident("A8", "2025-04-01 00:00:00", 3, 2, "theft"),  # after the window
     ]
     warehouse.insert("mpd_crime_incidents", rows)
 
-    # January: A1, A2, A3, A4, A12 = 5 citywide; ald 3: A1, A2 = 2; ald 7: A4; ald 1: A12;
-    #          police 2: A1, A2 = 2; police 5: A3; police 1: A12.
-    # February: A6, A9, A11 = 3 citywide; ald 15: A6; ald 1: A11; police 7: A6; police 1: A11.
+    # January: A1, A2, A3, A4, A12, A13 = 6 citywide; ald 3: A1, A2 = 2; ald 7: A4; ald 1: A12;
+    #          police 2: A1, A2 = 2; police 5: A3; police 1: A12. (A13's district 16 and police 8 exist nowhere.)
+    # February: A6, A9, A11, A14 = 4 citywide; ald 15: A6; ald 1: A11; police 7: A6; police 1: A11.
     # March: nothing, every geography 0.
     by_hand = counts_grid(months_of(WINDOW), ALL_GEOGRAPHIES, {
-        (JAN, *CITY): 5, (JAN, *ald(3)): 2, (JAN, *ald(7)): 1, (JAN, *ald(1)): 1,
+        (JAN, *CITY): 6, (JAN, *ald(3)): 2, (JAN, *ald(7)): 1, (JAN, *ald(1)): 1,
         (JAN, *pol(2)): 2, (JAN, *pol(5)): 1, (JAN, *pol(1)): 1,
-        (FEB, *CITY): 3, (FEB, *ald(15)): 1, (FEB, *ald(1)): 1, (FEB, *pol(7)): 1, (FEB, *pol(1)): 1,
+        (FEB, *CITY): 4, (FEB, *ald(15)): 1, (FEB, *ald(1)): 1, (FEB, *pol(7)): 1, (FEB, *pol(1)): 1,
     })
     assert len(by_hand) == 3 * (1 + 15 + 7)
     in_python = py_count(rows, WINDOW, "reported_at", lambda r: any(r[f] for f in PART_1), ALL_GEOGRAPHIES,
@@ -418,14 +420,15 @@ def test_eco_01_orders_complied_by_due_date(warehouse):
         order("E5", 11, "2025-01-05", "2025-02-05", "2025-02-04"),
         order("E6", 11, "2024-11-01", "2024-12-31", None),  # due before the window
         order("E7", 11, "2025-03-01", "2025-04-01", None),  # due after the window
+        order("E11", 16, "2024-12-01", "2025-01-12", "2025-01-11"),  # district 16 does not exist: citywide only
     ]
     warehouse.insert("dns_code_enforcement_orders", rows)
     today = warehouse.as_of.date()
 
-    # January: citywide E1, E2, E3, E4 -> on time E1, E4 = 2 of 4 = 50%; ald 6: E1, E2, E3 -> 1 of 3 = 33.3%.
+    # January: citywide E1, E2, E3, E4, E11 -> on time E1, E4, E11 = 3 of 5 = 60%; ald 6: E1, E2, E3 -> 1 of 3.
     # February: E5 on time: 100% citywide and in ald 11. March: nothing due, no rows.
     by_hand = {
-        (JAN, *CITY): (50, 2, 4), (JAN, *ald(6)): (Fraction(100, 3), 1, 3),
+        (JAN, *CITY): (60, 3, 5), (JAN, *ald(6)): (Fraction(100, 3), 1, 3),
         (FEB, *CITY): (100, 1, 1), (FEB, *ald(11)): (100, 1, 1),
     }
     in_python = py_share(rows, WINDOW, "compliance_due_on", lambda r: r["compliance_due_on"] < today, on_time)
@@ -538,14 +541,15 @@ def _closed_within_test(warehouse, code, kind, days):
         request("H5", "GRAFFITI", 13, "2025-01-25 08:00:00", "2025-01-26 08:00:00"),  # another type
         request("H6", kind, 14, "2025-02-28 23:00:00", "2025-03-02 09:00:00"),  # February (created)
         request("H7", kind, 14, "2024-12-31 23:00:00", "2025-01-01 09:00:00"),  # created before the window
+        request("H11", kind, 0, "2025-01-26 08:00:00", "2025-01-27 08:00:00"),  # district 0 does not exist: citywide only
     ]
     warehouse.insert("dpw_service_requests", rows)
     now = warehouse.as_of
 
-    # January: citywide H1, H2, H3, H4 -> within H1, H4 = 2 of 4 = 50%; ald 13: H1, H2, H3 -> 1 of 3.
+    # January: citywide H1, H2, H3, H4, H11 -> within H1, H4, H11 = 3 of 5 = 60%; ald 13: H1, H2, H3 -> 1 of 3.
     # February: H6 within: 100% citywide and in ald 14. March: nothing created, no rows.
     by_hand = {
-        (JAN, *CITY): (50, 2, 4), (JAN, *ald(13)): (Fraction(100, 3), 1, 3),
+        (JAN, *CITY): (60, 3, 5), (JAN, *ald(13)): (Fraction(100, 3), 1, 3),
         (FEB, *CITY): (100, 1, 1), (FEB, *ald(14)): (100, 1, 1),
     }
     in_python = py_share(rows, WINDOW, "created_at", old_enough(kind, days, now), within(days))

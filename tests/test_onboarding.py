@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import re
 import shutil
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
@@ -22,7 +22,6 @@ from aim_demo.systems import folder_connection
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "adding-a-source.md"
 DAG_ID = "ingest_dpw_service_requests_export"
-NOW = dt.datetime.now(ZoneInfo("America/Chicago")).replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=6)
 
 
 def files_in_guide() -> dict[str, str]:
@@ -53,7 +52,9 @@ def test_the_guide_shows_one_configuration_and_one_suite():
     ]
 
 
-def test_a_seventh_source_becomes_a_seventh_dag_and_loads(seven_sources, new_database, airflow_db, monkeypatch):
+@pytest.mark.clock
+def test_a_seventh_source_becomes_a_seventh_dag_and_loads(seven_sources, new_database, airflow_db, monkeypatch, clock):
+    now = clock.replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=6)  # the export's clock, in the past
     new_config = seven_sources / "dags" / "sources" / "dpw_service_requests_export.yaml"
     assert check.main([str(new_config)]) == 0
 
@@ -65,7 +66,7 @@ def test_a_seventh_source_becomes_a_seventh_dag_and_loads(seven_sources, new_dat
     landing = seven_sources / "landing"
     export = landing / "dpw" / "exports" / "requests_export.csv"
     export.parent.mkdir(parents=True)
-    rows = write_file_export(export, NOW)
+    rows = write_file_export(export, now)
     monkeypatch.setenv("AIM_WAREHOUSE_URL", warehouse)
     monkeypatch.setenv("AIRFLOW_CONN_DPW_EXPORT_DROP", folder_connection(landing))
 
@@ -75,10 +76,12 @@ def test_a_seventh_source_becomes_a_seventh_dag_and_loads(seven_sources, new_dat
 
     # the next night's export: same name, a day later; requests keep their derived key
     before = _requests_in(export)
-    write_file_export(export, NOW + dt.timedelta(hours=5))
+    write_file_export(export, now + dt.timedelta(hours=5))
     second = bag.dags[DAG_ID].test()
     assert str(second.state) == "success"
     assert _core_count(warehouse) == len(before | _requests_in(export))
+    # what the runs published (the quality reports) went to the module's own export folder, not the checkout
+    assert (Path(os.environ["AIM_EXPORT_URL"]) / "quality" / "index.html").is_file()
 
 
 def _core_count(url: str) -> int:

@@ -645,7 +645,7 @@ def _recompute_measure(cur, measure: MeasureFile, start: dt.date, end: dt.date, 
         INSERT INTO core.aim_measure_value (measure_code, period_id, geography_type, geography_code,
                                             value, numerator, denominator, data_as_of, run_id, computed_at)
         SELECT %s, p.period_id, r.geography_type, r.geography_code, r.value, r.numerator, r.denominator,
-               coalesce(f.loaded_at, now()), %s, now()
+               coalesce(f.loaded_at, ops.clock_now()), %s, ops.clock_now()  -- the platform's clock decides partial months
         FROM measure_result r
         JOIN core.aim_period p ON p.period_type = 'month' AND p.period_start = r.period_start
         LEFT JOIN (SELECT month, max(loaded_at) AS loaded_at FROM measure_freshness GROUP BY month) f

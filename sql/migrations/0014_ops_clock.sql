@@ -16,3 +16,6 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION ops.local_now() IS
     'Milwaukee''s wall-clock time now, by the platform''s clock (ops.clock_now()).';
+
+-- A measure value is partial when it was computed before its month was over: by the platform's clock.
+ALTER TABLE core.aim_measure_value ALTER COLUMN computed_at SET DEFAULT ops.clock_now();
