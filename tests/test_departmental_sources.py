@@ -159,8 +159,10 @@ def test_later_only_what_changed_moves(city, s3_server, now, later):
             pytest.MonkeyPatch.context() as env:
         for name, value in connections.items():
             env.setenv(name, value)
-        fire_state, fire = warehouse.run("mfd_dispatch_incidents")
-        calls_state, calls = warehouse.run("dpw_service_requests")
+        runs = {source: warehouse.run(source) for source in NEW_SOURCES}  # every source settles at `later`
+    fire_state, fire = runs["mfd_dispatch_incidents"]
+    calls_state, calls = runs["dpw_service_requests"]
+    assert {s: state for s, (state, _) in runs.items()} == {s: "success" for s in NEW_SOURCES}, runs
 
     files_after = _cad_files(state)
     # every new or rewritten file lands whole (today's, and after midnight a new day's); only the

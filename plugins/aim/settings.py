@@ -7,6 +7,7 @@
 | AIM_PROJECT_ROOT    | folder holding `sql/`, `expectations/` (default: this checkout)  |
 | AIM_SOURCES_DIR     | source configuration files (default: `<root>/dags/sources`)     |
 | AIM_EXPECTATIONS_DIR| expectation suites (default: `<root>/expectations`)             |
+| AIM_NOW             | the platform's clock, an ISO timestamp with offset (`aim.clock`) |
 """
 from __future__ import annotations
 
