@@ -118,8 +118,8 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
     volume = config.quality.volume
     if volume is None:
         return []
-    date_type = config.column(volume.date_column).type
-    day_of = sql.SQL("({}::{})::date").format(sql.Identifier(volume.date_column), sql.SQL(date_type))
+    # the staged text may not parse (rows past the reject limit stay in the batch): such a day is NULL, not an error
+    day_of = sql.SQL("ops.try_timestamp({})::date").format(sql.Identifier(volume.date_column))
     staged_key = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.Identifier(k) for k in config.key))
     core_key = sql.SQL("ARRAY[{}]").format(
         sql.SQL(", ").join(sql.SQL("c.{}::text").format(sql.Identifier(k)) for k in config.key)
@@ -130,7 +130,7 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
         sql.SQL("""
         WITH batch AS (
             SELECT {staged_key} AS k, {day} AS day FROM {staging}
-            WHERE {batch_col} = %(batch_id)s AND {date_col} IS NOT NULL
+            WHERE {batch_col} = %(batch_id)s AND {day} IS NOT NULL
         ), batch_days AS (
             SELECT min(day) AS first_day, max(day) AS last_day FROM batch
         ), history AS (  -- core's days before the batch's, within the lookback
@@ -190,6 +190,12 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
         column=column,
     ))
     return results
+
+
+def rows_set_aside(cur, batch_id: str) -> int:
+    """How many rows of the batch row-level rules have set aside in `ops.rejected_row` (on every attempt)."""
+    cur.execute("SELECT count(*) FROM ops.rejected_row WHERE batch_id = %s", (batch_id,))
+    return cur.fetchone()[0]
 
 
 def file_results(cur, *, batch_id: str) -> list[dict]:

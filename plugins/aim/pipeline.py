@@ -85,9 +85,10 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
-        rejected, results = gate.reject_rows(
+        _, results = gate.reject_rows(
             cur, config, gate.row_rules(suite_path), batch_id=batch_id, run_id=run_id, landed=landed
         )
+        rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
     target = target_from_url(settings.export_url())

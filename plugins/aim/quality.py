@@ -86,7 +86,12 @@ def load_suite(path: Path) -> "gx.ExpectationSuite":
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise SuiteError(f"{path}: cannot read the suite: {err}") from err
-    suite = gx.ExpectationSuite(**raw)
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: expected a suite (a JSON object with name and expectations), got {type(raw).__name__}")
+    try:
+        suite = gx.ExpectationSuite(**raw)
+    except Exception as err:  # GX raises TypeError, ValueError or pydantic errors for a malformed suite
+        raise SuiteError(f"{path}: not a valid expectation suite: {err}") from err
     if len(suite.expectations) != len(raw.get("expectations", [])):
         raise SuiteError(
             f"{path}: only {len(suite.expectations)} of {len(raw.get('expectations', []))} expectations are valid"
@@ -105,11 +110,19 @@ def _sample(result: dict[str, Any]) -> list[Any] | None:
     return json.loads(json.dumps(sample[:SAMPLE_SIZE], default=str))
 
 
+def _error_message(exception_info: dict[str, Any]) -> str | None:
+    """Why an expectation could not be evaluated: GX 1.x keys `exception_info` by metric id
+    (`{"MetricConfigurationID(...)": {"raised_exception": True, "exception_message": ...}}`), older
+    results hold one such record at the top."""
+    records = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    messages = [r.get("exception_message") for r in records if isinstance(r, dict) and r.get("raised_exception")]
+    return "; ".join(dict.fromkeys(m for m in messages if m)) or None
+
+
 def _row(validation_result) -> dict[str, Any]:
     config = validation_result.expectation_config
     result = validation_result.result or {}
-    exception = validation_result.exception_info or {}
-    error = exception.get("exception_message") if exception.get("raised_exception") else None
+    error = _error_message(validation_result.exception_info or {})
     kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
     unexpected_count = result.get("unexpected_count")
     if unexpected_count is None and config.type == "unexpected_rows_expectation":

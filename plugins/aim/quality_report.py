@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import html
 import mimetypes
 import tempfile
@@ -52,7 +53,7 @@ def index_html(rows: list[tuple]) -> str:
         link = f'<a href="{html.escape(docs[len("quality/"):])}">checks</a>' if docs else ""
         body.append(
             f'<tr class="{html.escape(status)}"><td>{html.escape(source)}</td><td>{html.escape(batch_id)}</td>'
-            f"<td>{html.escape(status)}</td><td>{landed_at:%Y-%m-%d %H:%M}</td><td>{rows_landed}</td>"
+            f"<td>{html.escape(status)}</td><td>{landed_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}</td><td>{rows_landed}</td>"
             f"<td>{failed}</td><td>{warnings}</td><td>{rejected}</td><td>{link}</td></tr>"
         )
     return f"""<!doctype html>
