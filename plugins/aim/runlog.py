@@ -17,7 +17,8 @@ def start_run(cur, *, source: str, run_id: str, dag_id: str, batch_id: str, logi
         ON CONFLICT (source, run_id) DO UPDATE
            SET status = 'running', batch_id = EXCLUDED.batch_id, message = NULL, ended_at = NULL,
                rows_extracted = NULL, rows_rejected = NULL, rows_loaded = NULL, rows_exported = NULL,
-               quality_outcome = NULL, started_at = now()
+               quality_outcome = NULL, warnings = NULL, started_at = now(),
+               dag_id = EXCLUDED.dag_id, logical_date = EXCLUDED.logical_date
         """,
         (source, run_id, dag_id, batch_id, logical_date),
     )
@@ -45,7 +46,8 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
         VALUES (%s, %s, %s, 'landed', %s, %s)
         ON CONFLICT (batch_id) DO UPDATE
            SET status = 'landed', rows_landed = EXCLUDED.rows_landed, max_watermark = EXCLUDED.max_watermark,
-               landed_at = now(), merged_at = NULL, failure = NULL
+               landed_at = now(), merged_at = NULL, failure = NULL,
+               rows_rejected = 0, warnings = 0, data_docs = NULL  -- no checks have run on this landing yet
         """,
         (batch_id, source, run_id, rows, max_watermark),
     )
