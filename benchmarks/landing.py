@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -89,7 +88,14 @@ def measure_land(source: str, warehouse: str) -> dict:
         landed = land(cur, config, db.normalize_url(source), batch_id="bench")
     seconds = time.perf_counter() - started
     return {"path": "land", "rows": landed.rows, "seconds": round(seconds, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set size in MiB (VmHWM). Not getrusage's ru_maxrss, which
+    Linux carries over fork and exec: a child of a large pytest process would report the parent's."""
+    with open("/proc/self/status") as status:
+        return round(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024, 1)
 
 
 def measure_copy(source: str, warehouse: str) -> dict:
@@ -119,7 +125,7 @@ def measure_copy(source: str, warehouse: str) -> dict:
         rows = cur.rowcount
     seconds = time.perf_counter() - started
     return {"path": "copy", "rows": rows, "seconds": round(seconds, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def run_child(mode: str, source: str, warehouse: str) -> dict:

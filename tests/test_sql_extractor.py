@@ -1,8 +1,9 @@
 """The `sql` extractor against real database engines other than PostgreSQL: MariaDB and SQLite.
 
 MariaDB: the server named by AIM_TEST_MARIADB_URL (.ci/run sets it to the MariaDB on
-127.0.0.1:3306, starting it if needed); each test creates its own database there. SQLite always
-runs (a file in the test's folder).
+127.0.0.1:3306, starting it if needed); each test creates its own database there. Without the
+variable, the MariaDB tests are still collected and reported as skipped, with the reason (`-ra`).
+SQLite always runs (a file in the test's folder).
 PostgreSQL is covered by the police source's end-to-end tests.
 """
 from __future__ import annotations
@@ -33,15 +34,17 @@ CONFIG = SourceConfig.model_validate({
 START = dt.datetime(2026, 1, 1, 8, 0, 0)
 
 
-ENGINES = ["sqlite", *(["mariadb"] if os.environ.get("AIM_TEST_MARIADB_URL") else [])]
-
-
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=["sqlite", "mariadb"])
 def source_url(request, tmp_path):
+    """A fresh, empty source database on each engine. MariaDB's tests are always collected: without
+    AIM_TEST_MARIADB_URL they are reported as skipped, saying why (never silently left out)."""
     if request.param == "sqlite":
         yield sa.engine.make_url(f"sqlite:///{tmp_path / 'permits.db'}")
         return
-    mariadb = os.environ["AIM_TEST_MARIADB_URL"]
+    mariadb = os.environ.get("AIM_TEST_MARIADB_URL")
+    if not mariadb:
+        pytest.skip("AIM_TEST_MARIADB_URL is not set: the sql extractor is not tested on MariaDB "
+                    "(.ci/run starts one and sets mysql+pymysql://root@127.0.0.1:3306/test)")
     name = f"aim_test_{uuid.uuid4().hex[:8]}"
     server = sa.create_engine(mariadb)
     with server.begin() as conn:
