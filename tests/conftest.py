@@ -124,7 +124,7 @@ def airflow_db(isolated_environment, airflow_template) -> None:
         airflow_settings.configure_vars()
         airflow_settings.reconfigure_orm()
         yield
-    airflow_settings.configure_vars()  # back to the template, which nothing writes to
+    airflow_settings.configure_vars()  # back to the template (a module that runs DAGs asks for its own copy)
     airflow_settings.reconfigure_orm()
 
 

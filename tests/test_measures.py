@@ -764,8 +764,9 @@ def _nonexistent_local(value: dt.datetime) -> bool:
     return back != value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rms(new_database):
+    """A freshly seeded police RMS for each test: what one test synthesizes, another never sees."""
     url = new_database("mpd_rms_recent")
     assert mpd_rms.seed(url) == WIBR_INCIDENTS
     return url
@@ -799,7 +800,7 @@ def test_synthesize_recent_resamples_the_real_incidents(rms):
 
 
 def test_synthesize_recent_rerun_adds_nothing_and_later_only_what_happened_since(rms):
-    mpd_rms.synthesize_recent(rms, SYNTH_NOW)  # idempotent whatever ran before in this module
+    mpd_rms.synthesize_recent(rms, SYNTH_NOW)
     before = _rms_rows(rms)
     assert mpd_rms.synthesize_recent(rms, SYNTH_NOW) == 0
     assert _rms_rows(rms) == before
