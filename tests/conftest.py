@@ -54,10 +54,17 @@ from aim_demo.s3_server import start_s3_server  # noqa: E402
 
 
 def suite_now() -> dt.datetime:
-    """The suite's moment: AIM_TEST_NOW, or DEFAULT_TEST_NOW; aware, in Milwaukee time."""
+    """The suite's moment: AIM_TEST_NOW, or DEFAULT_TEST_NOW; aware, in Milwaukee's wall time.
+
+    Its tzinfo is Milwaukee's UTC offset at that moment, fixed, not the America/Chicago zone: in
+    the hour repeated when daylight saving time ends, a zoned datetime never compares equal to one
+    in another zone (PEP 495), so a test comparing it with a time read back from the database
+    would fail for that hour alone.
+    """
     from aim.clock import parse_moment
 
-    return parse_moment(os.environ.get("AIM_TEST_NOW") or DEFAULT_TEST_NOW).astimezone(MILWAUKEE)
+    local = parse_moment(os.environ.get("AIM_TEST_NOW") or DEFAULT_TEST_NOW).astimezone(MILWAUKEE)
+    return local.astimezone(dt.timezone(local.utcoffset()))
 
 
 def pytest_configure(config):
