@@ -25,12 +25,10 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MILWAUKEE = ZoneInfo("America/Chicago")
 # A Wednesday in June, mid-morning in Milwaukee: an ordinary day, far from a DST change.
 DEFAULT_TEST_NOW = "2026-06-17T10:15:00-05:00"
 
@@ -61,9 +59,9 @@ def suite_now() -> dt.datetime:
     in another zone (PEP 495), so a test comparing it with a time read back from the database
     would fail for that hour alone.
     """
-    from aim.clock import parse_moment
+    from aim.clock import LOCAL_ZONE, parse_moment
 
-    local = parse_moment(os.environ.get("AIM_TEST_NOW") or DEFAULT_TEST_NOW).astimezone(MILWAUKEE)
+    local = parse_moment(os.environ.get("AIM_TEST_NOW") or DEFAULT_TEST_NOW).astimezone(LOCAL_ZONE)
     return local.astimezone(dt.timezone(local.utcoffset()))
 
 

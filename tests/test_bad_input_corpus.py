@@ -37,15 +37,20 @@ CAD = "mfd-cad-landing"
 FIRE = load_source_config(sources_dir() / "mfd_dispatch_incidents.yaml")
 
 
+def baseline_now(today: dt.date) -> dt.datetime:
+    """The corpus's calendar: the baseline history ends late on the day six days before the suite's
+    `today`; the days after it are free for new-day cases."""
+    return dt.datetime.combine(today - dt.timedelta(days=6), dt.time(23, 59))
+
+
 class City:
-    """The demo systems and the warehouse, with the corpus's calendar: the baseline history ends on
-    `d0`, six days before the suite's `today`; the days after it are free for new-day cases."""
+    """The demo systems and the warehouse, with the corpus's calendar (`base_now`, its day `d0`)."""
 
     def __init__(self, warehouse, s3, drops, landing, call_center, today):
         self.warehouse, self.s3, self.drops, self.landing, self.call_center = warehouse, s3, drops, landing, call_center
         self.today = today
-        self.d0 = today - dt.timedelta(days=6)
-        self.base_now = dt.datetime.combine(self.d0, dt.time(23, 59))
+        self.base_now = baseline_now(today)
+        self.d0 = self.base_now.date()
 
     def day(self, n):
         """A baseline day, distinct per case."""
@@ -120,7 +125,7 @@ def as_csv(rows, encoding="utf-8", delimiter=","):
 def city(new_database, airflow_db, tmp_path_factory, today):
     root = tmp_path_factory.mktemp("corpus")
     drops, landing = root / "drops", root / "landing"
-    base_now = City(None, None, None, None, None, today).base_now
+    base_now = baseline_now(today)
     fire_dispatch.write_drops(drops / "cad", base_now, days=20)
     lead_testing.write_drops(drops / "lead", base_now, days=40)
     code_enforcement.write_drops(landing / "dns" / "orders", base_now, days=14)
