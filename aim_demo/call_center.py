@@ -7,9 +7,11 @@ every earlier request (same id, type, created_at) and adds the ones created sinc
 request is closed is decided by comparing its own seeded duration with `now`, so as `now` moves
 on, open requests close and their `updated_at` moves with them.
 
-`CallCenterServer` serves them as a paginated JSON API (`GET /api/v1/requests`), offset style or
-next-link (page token) style, with fault injection for tests: 5xx, timeouts, 429 + Retry-After,
-HTML error pages, truncated bodies, dropped connections.
+`CallCenterServer` serves them as a paginated JSON API (`GET /api/v1/requests`), keyset style
+(`updated_from` inclusive, `after` the last request id read) or next-link (page token) style, with
+fault injection for tests: 5xx, timeouts, 429 + Retry-After, HTML error pages, truncated bodies,
+dropped connections, bodies trickling in byte by byte, redirects. Its data can change while it
+serves (`upsert`, `update`, and an `on_page` hook between pages), as a live system's does.
 
 `write_file_export()` writes the call center's CSV "file export", which, like the city's real
 export, has no request id.
@@ -20,7 +22,7 @@ export, has no request id.
 Times: `created_at` and `closed_at` are local wall-clock times in Milwaukee (America/Chicago)
 without offset, "YYYY-MM-DDTHH:MM:SS", as the call center records them; `updated_at` is UTC,
 "YYYY-MM-DDTHH:MM:SSZ", so that it sorts as text and never repeats across a DST change. A naive
-`now` (or `updated_since`) is Milwaukee local time; an aware one is converted.
+`now` (or `updated_from`) is Milwaukee local time; an aware one is converted.
 """
 from __future__ import annotations
 
@@ -32,13 +34,14 @@ import datetime as dt
 import json
 import math
 import random
+import sys
 import threading
 from collections import deque
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 HOST = "127.0.0.1"
@@ -436,6 +439,7 @@ class _BadRequest(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real API behind a proxy
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: "_Server"
     error_content_type = "application/json"
     error_message_format = '{"error": "%(code)d %(message)s"}'
@@ -482,7 +486,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif kind == "disconnect":
                 self.close_connection = True  # no status line, no headers: the socket just closes
                 return
-            elif kind not in ("truncated", "partial", "ok"):
+            elif kind == "redirect":
+                location = str(fault[2]).replace("{query}", parts.query)
+                self._send(int(fault[1]), {"error": "moved"}, headers={"Location": location})
+                return
+            elif kind == "chunked":
+                self._send_chunked(int(fault[1]), str(fault[3]).encode(), str(fault[2]))
+                return
+            elif kind not in ("truncated", "partial", "trickle", "ok"):
                 raise ValueError(f"unknown fault {fault!r}")
         if owner.api_token is not None and self.headers.get("X-App-Token") != owner.api_token:
             self._send(401, {"error": "missing or invalid X-App-Token"})
@@ -495,6 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _BadRequest as exc:
             self._send(400, {"error": str(exc)})
             return
+        owner._page_built()
         if fault is not None and fault[0] == "truncated":
             self._send_bytes(200, body[: len(body) // 2], "application/json")  # consistent, but cut
         elif fault is not None and fault[0] == "partial":
@@ -504,8 +516,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
+        elif fault is not None and fault[0] == "trickle":
+            self._trickle(body, float(fault[1]))
         else:
             self._send_bytes(200, body, "application/json")
+
+    def _trickle(self, body: bytes, seconds_per_byte: float) -> None:
+        """Headers at once, then the body one byte at a time (until the client hangs up)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        for i in range(len(body)):
+            if self.server.owner._stopping.wait(seconds_per_byte):
+                break
+            self.wfile.write(body[i:i + 1])
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _send_chunked(self, status: int, body: bytes, content_type: str) -> None:
+        """`body` in chunked transfer encoding: no Content-Length announces its size."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(body), 65536):
+            chunk = body[start:start + 65536]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
@@ -524,18 +563,36 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: "CallCenterServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (e.g. on a body too large or too slow) is not an error here."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class CallCenterServer:
-    """The 311 API on loopback: `GET /api/v1/requests`, with fault injection.
+    """The 311 API on loopback: `GET /api/v1/requests`, with fault injection and live data.
 
-    Query parameters: `updated_since` (ISO 8601; records with updated_at strictly after it),
-    `offset` and `limit` (default 100, at most 1000), or `page_token` (from a `next` link).
+    Query parameters:
+    - `updated_from` (ISO 8601; naive is Milwaukee local time): records with updated_at at or
+      after it (inclusive, compared at the second: a fraction is dropped);
+    - `after` (a request_id, only with `updated_from`, else 400): keyset paging, the records
+      whose (updated_at, request_id) comes after (updated_from, after);
+    - `limit` (default 100, at most 1000);
+    - `page_token` (from a `next` link): the keyset cursor of the page before, with the same
+      lower bound; it replaces the other parameters.
     Answer: {"results": [...], "total": N, "next": relative URL | null}, ordered by
-    (updated_at, request_id). A request with `offset` gets offset-style `next` links; one
-    without gets page-token (keyset) links.
+    (updated_at, request_id); `total` counts the records from the lower bound on.
 
     `now`: the fixed time the data is generated for (None: the current time), once, at start().
     `api_token`: when set, requests must carry it in the `X-App-Token` header (401 otherwise).
+
+    Live data, for tests of records changing while a client pages through (thread safe):
+    `upsert(record)` adds a record or replaces the one with its request_id; `update(request_id,
+    **fields)` changes fields of one, its updated_at set to the current UTC time unless given;
+    `on_page`, when set, is called with the number of pages served so far (1 for the first)
+    after each page's body is built and before it is sent, so a test can change records
+    between two pages. `reset()` clears `on_page` and that count.
     """
 
     def __init__(
@@ -557,27 +614,80 @@ class CallCenterServer:
         self.host = host
         self.verbose = verbose
         self.requests_log: list[tuple[str, dict[str, str]]] = []
+        self.on_page: Callable[[int], None] | None = None
+        self._pages_served = 0
         self._faults: deque[tuple] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Three lists in API order, (updated_at, request_id), kept in step; and where each id is.
         self._records: list[dict[str, Any]] = []
         self._keys: list[tuple[str, str]] = []
         self._encoded: list[bytes] = []
+        self._updated_at: dict[str, str] = {}
 
     # -- data ----------------------------------------------------------------------------------
     @property
     def records(self) -> list[dict[str, Any]]:
-        """The records served, in API order (updated_at, request_id)."""
-        return self._records
+        """The records served, in API order (updated_at, request_id): a snapshot (a new list).
+
+        Change them with `update` or `upsert`, not in place (what is served is encoded apart).
+        """
+        with self._lock:
+            return list(self._records)
 
     def _load(self) -> None:
         now = self.now if self.now is not None else dt.datetime.now(dt.timezone.utc)
         records = sorted(generate_requests(now, self.days, self.seed), key=lambda r: (r["updated_at"], r["request_id"]))
-        self._records = records
-        self._keys = [(r["updated_at"], r["request_id"]) for r in records]
-        self._encoded = [json.dumps(r, separators=(",", ":")).encode() for r in records]
+        with self._lock:
+            self._records = records
+            self._keys = [(r["updated_at"], r["request_id"]) for r in records]
+            self._encoded = [json.dumps(r, separators=(",", ":")).encode() for r in records]
+            self._updated_at = {r["request_id"]: r["updated_at"] for r in records}
+
+    def upsert(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Add `record`, or replace the one with its request_id; the record as now served.
+
+        Its updated_at is taken from the record, or is the current UTC time when it has none.
+        """
+        if not record.get("request_id"):
+            raise ValueError("a record needs a request_id")
+        record = dict(record)
+        if not record.get("updated_at"):
+            record["updated_at"] = _utc_text(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0))
+        key = (str(record["updated_at"]), str(record["request_id"]))
+        with self._lock:
+            old = self._updated_at.get(key[1])
+            if old is not None:
+                at = bisect.bisect_left(self._keys, (old, key[1]))
+                del self._records[at], self._keys[at], self._encoded[at]
+            at = bisect.bisect_left(self._keys, key)
+            self._records.insert(at, record)
+            self._keys.insert(at, key)
+            self._encoded.insert(at, json.dumps(record, separators=(",", ":")).encode())
+            self._updated_at[key[1]] = key[0]
+        return dict(record)
+
+    def update(self, request_id: str, **fields: Any) -> dict[str, Any]:
+        """Change fields of the record `request_id` (KeyError if there is none); the record as now
+        served. Its updated_at becomes the current UTC time unless `fields` gives one."""
+        if "request_id" in fields:
+            raise ValueError("update() does not change a request_id; upsert() the new record instead")
+        with self._lock:
+            updated_at = self._updated_at.get(request_id)
+            if updated_at is None:
+                raise KeyError(request_id)
+            current = self._records[bisect.bisect_left(self._keys, (updated_at, request_id))]
+            return self.upsert({**current, "updated_at": None, **fields})
+
+    def _page_built(self) -> None:
+        """Count a page served and call `on_page` with the count (outside the lock)."""
+        with self._lock:
+            self._pages_served += 1
+            served, hook = self._pages_served, self.on_page
+        if hook is not None:
+            hook(served)
 
     def _page(self, query: dict[str, str]) -> bytes:
         """The JSON body answering `query` (raises _BadRequest)."""
@@ -588,36 +698,28 @@ class CallCenterServer:
                 since, after, limit = state["s"], tuple(state["a"]), int(state["l"])
             except (ValueError, KeyError, TypeError):
                 raise _BadRequest("invalid page_token") from None
-            start = bisect.bisect_right(self._keys, after)
-            offset = None
         else:
-            since = self._parse_since(query.get("updated_since"))
+            since = self._parse_from(query.get("updated_from"))
             limit = self._int(query, "limit", DEFAULT_LIMIT)
-            offset = self._int(query, "offset", 0) if "offset" in query else None
-            start = None
+            after = None
+            if "after" in query:
+                if since is None:
+                    raise _BadRequest("after needs updated_from (the updated_at of the record it names)")
+                after = (since, query["after"])
         limit = max(1, min(limit, MAX_LIMIT))
-        first = bisect.bisect_right(self._keys, (since, "\uffff")) if since else 0
-        if offset is not None:
-            begin = first + offset
-        elif start is not None:
-            begin = max(first, start)
-        else:
-            begin = first
-        end = min(begin + limit, len(self._keys))
-        next_link = None
-        if end < len(self._keys):
-            if offset is not None:
-                params = {k: v for k, v in query.items() if k != "offset"}
-                params["offset"] = str(offset + (end - begin))
-                next_link = f"{API_PATH}?{urlencode(params)}"
-            else:
+        with self._lock:
+            first = bisect.bisect_left(self._keys, (since, "")) if since else 0
+            begin = max(first, bisect.bisect_right(self._keys, after)) if after else first
+            end = min(begin + limit, len(self._keys))
+            next_link = None
+            if end < len(self._keys):
                 state = {"s": since, "a": list(self._keys[end - 1]), "l": limit}
                 raw = base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode())
                 next_link = f"{API_PATH}?{urlencode({'page_token': raw.rstrip(b'=').decode()})}"
-        return b"".join((
-            b'{"results":[', b",".join(self._encoded[begin:end]), b'],"total":',
-            str(len(self._keys) - first).encode(), b',"next":', json.dumps(next_link).encode(), b"}",
-        ))
+            return b"".join((
+                b'{"results":[', b",".join(self._encoded[begin:end]), b'],"total":',
+                str(len(self._keys) - first).encode(), b',"next":', json.dumps(next_link).encode(), b"}",
+            ))
 
     @staticmethod
     def _int(query: dict[str, str], name: str, default: int) -> int:
@@ -630,15 +732,18 @@ class CallCenterServer:
         return value
 
     @staticmethod
-    def _parse_since(value: str | None) -> str | None:
-        """`updated_since` as UTC text to compare with updated_at, floored to the second."""
+    def _parse_from(value: str | None) -> str | None:
+        """`updated_from` as UTC text to compare with updated_at, floored to the second.
+
+        Floored, so still inclusive: a record in the same second as a bound with a fraction is
+        at or after it.
+        """
         if not value:
             return None
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise _BadRequest(f"updated_since is not an ISO 8601 date-time: {value[:40]!r}") from None
-        # Floored: a record at the floored second is not after a since with a fraction.
+            raise _BadRequest(f"updated_from is not an ISO 8601 date-time: {value[:40]!r}") from None
         return _utc_text(_as_utc(parsed).replace(microsecond=0))
 
     # -- faults and log ------------------------------------------------------------------------
@@ -649,9 +754,14 @@ class CallCenterServer:
         ("html", status), ("truncated",) (consistent headers, body cut in half),
         ("partial",) (Content-Length of the whole body, half sent, connection closed),
         ("disconnect",) (no response at all), ("json", payload[, status]),
-        ("body", status, content_type, text), ("ok",) (no fault: answer normally).
+        ("body", status, content_type, text), ("chunked", status, content_type, text) (the same
+        in chunked transfer encoding: no Content-Length), ("trickle", seconds_per_byte) (the
+        answer's headers at once, then its body one byte at a time), ("redirect", status,
+        location) ("{query}" in location becomes the request's query string), ("ok",) (no
+        fault: answer normally).
         """
-        known = {"status", "timeout", "retry_after", "html", "truncated", "partial", "disconnect", "json", "body", "ok"}
+        known = {"status", "timeout", "retry_after", "html", "truncated", "partial", "disconnect", "json", "body",
+                 "chunked", "trickle", "redirect", "ok"}
         for fault in faults:
             if not fault or fault[0] not in known:
                 raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(known)}")
@@ -664,10 +774,12 @@ class CallCenterServer:
             return len(self._faults)
 
     def reset(self) -> None:
-        """Forget queued faults and the request log."""
+        """Forget queued faults, the request log, the pages served count and `on_page` (not the data)."""
         with self._lock:
             self._faults.clear()
             self.requests_log.clear()
+            self._pages_served = 0
+            self.on_page = None
 
     def _next_fault(self) -> tuple | None:
         with self._lock:

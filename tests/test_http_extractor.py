@@ -2,7 +2,9 @@
 
 A real HTTP server on loopback (aim_demo.call_center.CallCenterServer) and real `requests`; the
 extractor's `sleep` is a fake that records the waits, so retries cost no time, except where a
-real client timeout must happen (timeout_seconds=0.5 against a server that stalls 2 s).
+real client timeout must happen (timeout_seconds=0.5 against a server that stalls or trickles).
+Records that change while a run pages through are changed on the server between two pages
+(its `on_page` hook), so those tests are deterministic.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import csv
 import datetime as dt
 import email.utils
 import io
+import json
 import logging
 import math
 import re
@@ -19,6 +22,7 @@ import time
 import traceback
 
 import pytest
+import requests
 
 from aim.extract.http import HttpExtractError, HttpExtraction, HttpSource, redact_url
 from aim_demo.call_center import (
@@ -34,6 +38,8 @@ from aim_demo.call_center import (
 
 NOW = dt.datetime(2026, 3, 15, 14, 30)  # Milwaukee local time (CDT, UTC-5)
 RECENT = "2026-03-12T00:00:00Z"  # a few days of changes: one or two pages of 1000
+LATER = "2026-03-15T23:00:00Z"  # after every generated updated_at (NOW is 19:30 UTC)
+CURSOR = ("updated_at", "request_id")
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +56,17 @@ def _server():
 
 @pytest.fixture
 def server(_server) -> CallCenterServer:
-    """The module's call center, with no queued faults and an empty request log."""
+    """The module's call center (its data never changed), with no queued faults and an empty log."""
     _server.reset()
     yield _server
     _server.reset()
+
+
+@pytest.fixture
+def small_server():
+    """A call center of its own (four days of requests), for tests that change its data."""
+    with CallCenterServer(NOW, days=4) as server:
+        yield server
 
 
 @pytest.fixture
@@ -62,18 +75,20 @@ def waits() -> list[float]:
     return []
 
 
-def extraction(server: CallCenterServer, waits: list[float], updated_since: str | None = None, **options) -> HttpExtraction:
+def extraction(server: CallCenterServer, waits: list[float], since: str | None = None, **options) -> HttpExtraction:
     options.setdefault("page_size", 1000)
+    if options.get("pagination", "keyset") == "keyset":
+        options.setdefault("cursor_fields", CURSOR)
     source = HttpSource(base_url=server.base_url, path=API_PATH, **options)
-    return HttpExtraction(source, updated_since, sleep=waits.append)
+    return HttpExtraction(source, since, sleep=waits.append)
 
 
 def read_all(ex: HttpExtraction) -> list[dict]:
     return [record for page in ex.pages() for record in page]
 
 
-def newer_than(records: list[dict], since: str) -> set[str]:
-    return {r["request_id"] for r in records if r["updated_at"] > since}
+def at_or_after(records: list[dict], since: str) -> set[str]:
+    return {r["request_id"] for r in records if r["updated_at"] >= since}
 
 
 def assert_backoff(waits: list[float], expected: list[float]) -> None:
@@ -83,27 +98,44 @@ def assert_backoff(waits: list[float], expected: list[float]) -> None:
         assert base <= wait <= base * 1.1 + 1e-9, (waits, expected)
 
 
+def assert_keyset_queries(queries: list[dict], pages: list[list[dict]], since: str | None, page_size: int) -> None:
+    """The first query asks from `since`; each next one for what comes after the page before's last record."""
+    first = {"limit": str(page_size)} | ({"updated_from": since} if since else {})
+    assert queries[0] == first
+    assert len(queries) in (len(pages), len(pages) + 1)  # one more (empty) page when the last was full
+    for query, page_before in zip(queries[1:], pages):
+        last = page_before[-1]
+        assert query == {"updated_from": last["updated_at"], "after": last["request_id"], "limit": str(page_size)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Pagination
 
 
-def test_offset_pagination_reads_every_record_once(server, waits, generated):
+def test_keyset_pagination_reads_every_record_once(server, waits, generated):
     ex = extraction(server, waits, page_size=1000)
     pages = list(ex.pages())
     ids = [r["request_id"] for page in pages for r in page]
     assert len(ids) == len(set(ids)) == len(generated)
     assert set(ids) == {r["request_id"] for r in generated}
     assert all(len(p) == 1000 for p in pages[:-1]) and 0 < len(pages[-1]) <= 1000
-    assert ex.pages_fetched == ex.requests_made == math.ceil(len(generated) / 1000)
-    offsets = [int(q["offset"]) for _, q in server.requests_log]
-    assert offsets == [1000 * i for i in range(len(pages))]
-    assert all(q["limit"] == "1000" and "updated_since" not in q for _, q in server.requests_log)
+    assert ex.pages_fetched == ex.requests_made == len(generated) // 1000 + 1
+    assert_keyset_queries([q for _, q in server.requests_log], pages, None, 1000)
     assert waits == []
     # Records arrive as served: every field, in (updated_at, request_id) order.
     by_id = {r["request_id"]: r for r in generated}
     records = [r for page in pages for r in page]
     assert all(r == by_id[r["request_id"]] for r in records)
     assert [(r["updated_at"], r["request_id"]) for r in records] == sorted((r["updated_at"], r["request_id"]) for r in records)
+
+
+def test_keyset_over_many_small_pages_reads_every_record_once(server, waits, generated):
+    ex = extraction(server, waits, RECENT, page_size=7)
+    pages = list(ex.pages())
+    ids = [r["request_id"] for page in pages for r in page]
+    assert len(pages) > 50
+    assert len(ids) == len(set(ids)) and set(ids) == at_or_after(generated, RECENT)
+    assert_keyset_queries([q for _, q in server.requests_log], pages, RECENT, 7)
 
 
 def test_next_link_pagination_reads_every_record_once(server, waits, generated):
@@ -117,51 +149,143 @@ def test_next_link_pagination_reads_every_record_once(server, waits, generated):
     assert rest and all(set(q) == {"page_token"} for _, q in rest)  # the link, exactly as given
 
 
-def test_offset_stops_on_an_exactly_full_last_page(server, waits, generated):
+def test_keyset_stops_on_an_exactly_full_last_page(server, waits, generated):
     """When the data ends on a page boundary, one more (empty) page says so; nothing is yielded for it."""
-    since = sorted(r["updated_at"] for r in generated)[-200]  # 199 records strictly newer... or fewer on ties
-    count = len(newer_than(generated, since))
+    since = sorted(r["updated_at"] for r in generated)[-200]
+    count = len(at_or_after(generated, since))  # 200, or more on ties
     ex = extraction(server, waits, since, page_size=count)
     pages = list(ex.pages())
     assert [len(p) for p in pages] == [count]
     assert ex.pages_fetched == 2
 
 
-@pytest.mark.parametrize("pagination", ["offset", "next_link"])
-def test_updated_since_returns_only_newer_records(server, waits, generated, pagination):
+@pytest.mark.parametrize("pagination", ["keyset", "next_link"])
+def test_since_is_an_inclusive_lower_bound(server, waits, generated, pagination):
+    """A record updated exactly at `since` is read: an update in the watermark's second is not lost."""
     since = sorted(r["updated_at"] for r in generated)[len(generated) * 3 // 5]
     ex = extraction(server, waits, since, pagination=pagination, page_size=1000)
     ids = [r["request_id"] for r in read_all(ex)]
     assert len(ids) == len(set(ids))
-    assert set(ids) == newer_than(generated, since)
+    assert set(ids) == at_or_after(generated, since)
+    assert {r["request_id"] for r in generated if r["updated_at"] == since} <= set(ids)
     assert 0 < len(ids) < len(generated)
     queries = [q for _, q in server.requests_log]
-    assert queries[0]["updated_since"] == since
-    if pagination == "offset":
-        assert all(q["updated_since"] == since for q in queries)  # on every offset request
-    else:
-        assert all("updated_since" not in q for q in queries[1:])  # carried by the page token
+    assert queries[0] == {"updated_from": since, "limit": "1000"}
+    if pagination == "next_link":
+        assert all(set(q) == {"page_token"} for q in queries[1:])  # the bound is carried by the page token
+
+
+def test_since_may_be_an_aware_datetime(server, waits, generated):
+    since = dt.datetime(2026, 3, 12, tzinfo=dt.timezone.utc)
+    ex = extraction(server, waits, since)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
+    assert server.requests_log[0][1]["updated_from"] == "2026-03-12T00:00:00+00:00"
 
 
 def test_incremental_run_after_time_passes_catches_new_and_closed_requests(generated):
-    """A later `now`: updated_since = the highest updated_at seen brings exactly what changed."""
+    """A later `now`: since = the highest updated_at seen brings what changed (and what sat at the watermark)."""
     later = NOW + dt.timedelta(days=2)
     watermark = max(r["updated_at"] for r in generated)
     waits: list[float] = []
     with CallCenterServer(later, days=367) as server:
-        ex = HttpExtraction(HttpSource(server.base_url, API_PATH, page_size=500), watermark, sleep=waits.append)
+        ex = HttpExtraction(HttpSource(server.base_url, API_PATH, cursor_fields=CURSOR, page_size=500), watermark,
+                            sleep=waits.append)
         changed = read_all(ex)
         expected_after = list(generate_requests(later, days=367))
     before = {r["request_id"]: r for r in generated}
-    assert {r["request_id"] for r in changed} == newer_than(expected_after, watermark)
+    assert {r["request_id"] for r in changed} == at_or_after(expected_after, watermark)
     new = [r for r in changed if r["request_id"] not in before]
-    closed_since = [r for r in changed if r["request_id"] in before]
+    read_again = [r for r in changed if before.get(r["request_id"]) == r]
+    closed_since = [r for r in changed if r["request_id"] in before and before[r["request_id"]] != r]
     assert len(new) > 200  # two days of requests
+    assert read_again and all(r["updated_at"] == watermark for r in read_again)  # inclusive: the bound itself
     assert closed_since and all(before[r["request_id"]]["status"] == "OPEN" and r["status"] == "CLOSED"
                                 for r in closed_since)
     # Applying the increment to the first load gives the later state exactly.
     merged = {**before, **{r["request_id"]: r for r in changed}}
     assert merged == {r["request_id"]: r for r in expected_after}
+
+
+# ---------------------------------------------------------------------------------------------
+# Records that change while the run pages through
+
+
+def test_records_edited_between_pages_are_not_skipped(small_server, waits):
+    """Offset paging lost a record here: one already read moves to the end and the rest shift back.
+
+    Between pages 2 and 3 the server moves three records to the end: one already read, one
+    not yet read, and one from below the lower bound; a new one also arrives. Keyset paging
+    reads every record at or after the bound as it finally is; only the one edited after it
+    was read comes twice, its new version last.
+    """
+    server = small_server
+    start = server.records
+    since = start[100]["updated_at"]
+    in_range = [r for r in start if r["updated_at"] >= since]
+    read_before, not_yet_read, below = in_range[3]["request_id"], in_range[200]["request_id"], start[50]["request_id"]
+
+    def churn(pages_served: int) -> None:
+        if pages_served == 2:
+            server.update(read_before, status="CLOSED", updated_at=LATER)
+            server.update(not_yet_read, status="CLOSED", updated_at=LATER)
+            server.update(below, status="CLOSED", updated_at=LATER)
+            server.upsert({**start[0], "request_id": "SR-2026-9999999", "updated_at": LATER})
+
+    server.on_page = churn
+    ex = extraction(server, waits, since, page_size=25)
+    pages = list(ex.pages())
+    read = [r for page in pages for r in page]
+    final = server.records
+    ids = [r["request_id"] for r in read]
+    assert set(ids) == at_or_after(final, since)
+    assert collections.Counter(ids) - collections.Counter(set(ids)) == collections.Counter([read_before])
+    assert {r["request_id"]: r for r in read} == {r["request_id"]: r for r in final if r["updated_at"] >= since}
+    assert [r["status"] for r in read if r["request_id"] == read_before][-1] == "CLOSED"
+    assert_keyset_queries([q for _, q in server.requests_log], pages, since, 25)
+
+
+def test_same_second_updates_on_both_sides_of_a_page_boundary_are_read(small_server, waits):
+    """Three records updated in one second, a page boundary between them: all three are read."""
+    server = small_server
+    same_second = "2026-03-15T23:00:07Z"
+    ids = [r["request_id"] for r in server.records[10:13]]
+    server.update(server.records[20]["request_id"], updated_at="2026-03-15T23:00:06Z")
+    for request_id in ids:
+        server.update(request_id, updated_at=same_second)
+    ex = extraction(server, waits, "2026-03-15T23:00:06Z", page_size=2)
+    pages = [[r["request_id"] for r in page] for page in ex.pages()]
+    assert [len(p) for p in pages] == [2, 2]
+    assert pages[0][1:] + pages[1] == sorted(ids)
+    queries = [q for _, q in server.requests_log]
+    assert queries[1] == {"updated_from": same_second, "after": min(ids), "limit": "2"}
+    assert len(queries) == 3 and queries[2]["after"] == max(ids)  # the empty page after a full one
+
+
+def test_a_page_whose_last_record_has_no_cursor_value_fails(server, waits):
+    server.inject(("json", {"results": [{"updated_at": RECENT, "id": "SR-1"}]}))
+    ex = extraction(server, waits, RECENT, page_size=1)
+    with pytest.raises(HttpExtractError, match=r"page 1: the page's last record has no such field at 'request_id'"):
+        read_all(ex)
+
+
+def test_a_cursor_that_does_not_advance_fails(server, waits):
+    page = {"results": [{"updated_at": RECENT, "request_id": "SR-1"}]}
+    server.inject(("json", page), ("json", page))
+    ex = extraction(server, waits, RECENT, page_size=1)
+    with pytest.raises(HttpExtractError, match=r"page 2: the cursor did not advance.*would loop forever"):
+        read_all(ex)
+    assert ex.requests_made == 2
+
+
+def test_http_source_checks_its_pagination():
+    with pytest.raises(ValueError, match="keyset pagination needs cursor_fields"):
+        HttpSource("http://127.0.0.1", API_PATH)
+    with pytest.raises(ValueError, match="pagination must be 'keyset' or 'next_link', not 'offset'"):
+        HttpSource("http://127.0.0.1", API_PATH, pagination="offset")
+    assert HttpSource("http://127.0.0.1", API_PATH, cursor_fields=["updated_at", "request_id"]).cursor_fields == CURSOR
+    assert HttpSource("http://127.0.0.1", API_PATH, pagination="next_link").cursor_fields is None
+    with pytest.raises(ValueError, match="max_pages must be at least 1"):
+        HttpSource("http://127.0.0.1", API_PATH, cursor_fields=CURSOR, max_pages=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +296,7 @@ def test_500_then_success_is_retried(server, waits, generated):
     server.inject(("status", 500))
     ex = extraction(server, waits, RECENT)
     ids = [r["request_id"] for r in read_all(ex)]
-    assert sorted(ids) == sorted(newer_than(generated, RECENT))
+    assert sorted(ids) == sorted(at_or_after(generated, RECENT))
     assert ex.requests_made == ex.pages_fetched + 1
     assert_backoff(waits, [1.0])
 
@@ -180,7 +304,7 @@ def test_500_then_success_is_retried(server, waits, generated):
 def test_backoff_is_exponential_and_capped(server, waits, generated):
     server.inject(("status", 500), ("status", 502), ("status", 504), ("status", 500))
     ex = extraction(server, waits, RECENT, backoff_seconds=0.5, max_backoff_seconds=3.0)
-    assert {r["request_id"] for r in read_all(ex)} == newer_than(generated, RECENT)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
     assert_backoff(waits, [0.5, 1.0, 2.0, 3.0])
 
 
@@ -191,7 +315,7 @@ def test_503_beyond_max_retries_fails_naming_page_and_status(server, waits):
         read_all(ex)
     message = str(err.value)
     assert "page 2" in message and "HTTP 503" in message and "6 attempts" in message
-    assert "offset=200" in message and server.base_url in message
+    assert "updated_from=" in message and "after=SR-" in message and server.base_url in message
     assert ex.requests_made == 1 + 6 and ex.pages_fetched == 1
     assert_backoff(waits, [1.0, 2.0, 4.0, 8.0, 16.0])
     assert server.pending_faults() == 0
@@ -203,7 +327,7 @@ def test_read_timeout_then_success_is_retried(server, waits, generated):
     started = time.monotonic()
     ids = [r["request_id"] for r in read_all(ex)]
     elapsed = time.monotonic() - started
-    assert sorted(ids) == sorted(newer_than(generated, RECENT))
+    assert sorted(ids) == sorted(at_or_after(generated, RECENT))
     assert ex.requests_made == ex.pages_fetched + 1
     assert_backoff(waits, [1.0])
     assert 0.5 <= elapsed < 1.9  # the client gave up after 0.5 s; it did not wait for the server's 2 s
@@ -219,7 +343,7 @@ def test_read_timeouts_beyond_max_retries_fail(server, waits):
 def test_dropped_connection_then_success_is_retried(server, waits, generated):
     server.inject(("disconnect",))
     ex = extraction(server, waits, RECENT)
-    assert {r["request_id"] for r in read_all(ex)} == newer_than(generated, RECENT)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
     assert ex.requests_made == ex.pages_fetched + 1
     assert_backoff(waits, [1.0])
 
@@ -228,7 +352,7 @@ def test_body_cut_off_by_a_dropped_connection_is_retried(server, waits, generate
     """Content-Length promises more than arrives before the socket closes: a connection error."""
     server.inject(("partial",))
     ex = extraction(server, waits, RECENT)
-    assert {r["request_id"] for r in read_all(ex)} == newer_than(generated, RECENT)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
     assert ex.requests_made == ex.pages_fetched + 1
 
 
@@ -236,7 +360,8 @@ def test_connection_refused_is_retried_then_fails(waits):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
-    ex = HttpExtraction(HttpSource(f"http://127.0.0.1:{port}", API_PATH, max_retries=2), None, sleep=waits.append)
+    ex = HttpExtraction(HttpSource(f"http://127.0.0.1:{port}", API_PATH, cursor_fields=CURSOR, max_retries=2), None,
+                        sleep=waits.append)
     with pytest.raises(HttpExtractError, match=r"page 1: connection error .*gave up after 3 attempts"):
         read_all(ex)
     assert ex.requests_made == 3 and len(waits) == 2
@@ -245,7 +370,7 @@ def test_connection_refused_is_retried_then_fails(waits):
 def test_429_retry_after_seconds_is_honoured(server, waits, generated):
     server.inject(("retry_after", 7))
     ex = extraction(server, waits, RECENT)
-    assert {r["request_id"] for r in read_all(ex)} == newer_than(generated, RECENT)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
     assert waits == [7.0]
     assert ex.requests_made == ex.pages_fetched + 1
 
@@ -300,7 +425,8 @@ def test_truncated_page_fails_as_invalid_json(server, waits):
 
 
 def test_404_fails_at_once_with_status_and_body(server, waits):
-    ex = HttpExtraction(HttpSource(server.base_url, "/api/v1/no-such-thing"), None, sleep=waits.append)
+    ex = HttpExtraction(HttpSource(server.base_url, "/api/v1/no-such-thing", cursor_fields=CURSOR), None,
+                        sleep=waits.append)
     with pytest.raises(HttpExtractError, match=r"/api/v1/no-such-thing.* page 1: HTTP 404 Not Found: .*no such endpoint"):
         read_all(ex)
     assert ex.requests_made == 1 and waits == []
@@ -394,7 +520,8 @@ def test_header_token_works_and_a_wrong_one_fails_without_leaking(waits, caplog)
         good = extraction(server, waits, None, headers={"X-App-Token": SECRET_HEADER})
         assert len(read_all(good)) == len(list(generate_requests(NOW, days=2)))
         bad = HttpExtraction(HttpSource(f"http://user:pw-789@127.0.0.1:{server.base_url.rsplit(':', 1)[1]}", API_PATH,
-                                        headers={"X-App-Token": SECRET_HEADER[:-1]}, params={"token": SECRET_PARAM}),
+                                        cursor_fields=CURSOR, headers={"X-App-Token": SECRET_HEADER[:-1]},
+                                        params={"token": SECRET_PARAM}),
                              None, sleep=waits.append)
         with pytest.raises(HttpExtractError, match=r"HTTP 401 Unauthorized") as err:
             read_all(bad)
@@ -408,18 +535,191 @@ def test_redact_url():
 
 
 # ---------------------------------------------------------------------------------------------
+# Limits: pages a run, bytes a page, seconds a response
+
+
+@pytest.mark.parametrize("pagination", ["keyset", "next_link"])
+def test_a_run_needing_more_than_max_pages_fails(server, waits, pagination):
+    ex = extraction(server, waits, RECENT, pagination=pagination, page_size=10, max_pages=3)
+    pages = []
+    with pytest.raises(HttpExtractError, match=r"page 4: the run needs more than max_pages \(3\) pages; "
+                                               r"raise max_pages if the source really has that many"):
+        for page in ex.pages():
+            pages.append(page)
+    assert [len(p) for p in pages] == [10, 10, 10]
+    assert ex.requests_made == 3  # the fourth page is not asked for
+
+
+def test_a_body_announced_above_max_page_bytes_fails_at_once(server, waits):
+    big = json.dumps({"results": [{"request_id": "SR-1", "notes": "x" * 5000}]})
+    server.inject(("body", 200, "application/json", big))
+    ex = extraction(server, waits, RECENT, max_page_bytes=4096)
+    with pytest.raises(HttpExtractError, match=rf"page 1: the response body is {len(big)} bytes \(Content-Length\), "
+                                               r"above max_page_bytes \(4096\)"):
+        read_all(ex)
+    assert ex.requests_made == 1 and waits == []  # not retried
+
+
+def test_a_streamed_body_above_max_page_bytes_stops_being_read(server, waits):
+    """Without a Content-Length, reading stops at the first chunk past the limit, not at the end of 20 MB."""
+    server.inject(("chunked", 200, "application/json", '{"results": [' + '{"n": 1},' * 2_000_000 + '{"n": 1}]}'))
+    ex = extraction(server, waits, RECENT, max_page_bytes=4096)
+    with pytest.raises(HttpExtractError) as err:
+        read_all(ex)
+    match = re.search(r"page 1: the response body is above max_page_bytes \(4096\); stopped reading at (\d+) bytes",
+                      str(err.value))
+    assert match, str(err.value)
+    assert 4096 < int(match.group(1)) <= 4096 + 64 * 1024
+    assert ex.requests_made == 1 and waits == []
+
+
+def test_a_real_page_above_max_page_bytes_fails(server, waits):
+    with pytest.raises(HttpExtractError, match=r"above max_page_bytes \(10000\)"):
+        read_all(extraction(server, waits, RECENT, max_page_bytes=10_000))
+
+
+def test_a_chunked_body_within_the_limit_is_read(server, waits):
+    server.inject(("chunked", 200, "application/json", json.dumps({"results": [{"id": 1}], "next": None})))
+    assert list(extraction(server, waits, None, pagination="next_link").pages()) == [[{"id": 1}]]
+
+
+def test_a_trickling_response_times_out_as_a_whole(server, waits):
+    """One byte every 50 ms keeps each read alive; the whole response still ends at timeout_seconds."""
+    server.inject(("trickle", 0.05))
+    ex = extraction(server, waits, RECENT, page_size=20, timeout_seconds=0.5, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(HttpExtractError, match=r"page 1: timed out: the response was not complete within "
+                                               r"timeout_seconds \(0\.5 s\); gave up after 1 attempts"):
+        read_all(ex)
+    assert 0.5 <= time.monotonic() - started < 1.5
+
+
+def test_a_trickling_response_is_retried(server, waits, generated):
+    server.inject(("trickle", 0.05))
+    ex = extraction(server, waits, RECENT, timeout_seconds=0.5)
+    assert {r["request_id"] for r in read_all(ex)} == at_or_after(generated, RECENT)
+    assert ex.requests_made == ex.pages_fetched + 1
+    assert_backoff(waits, [1.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Redirects
+
+
+@pytest.mark.parametrize("credentials", ["header", "param", "user_info"])
+def test_a_redirect_is_not_followed_with_credentials(server, waits, caplog, credentials):
+    caplog.set_level(logging.DEBUG)
+    server.inject(("redirect", 302, f"{API_PATH}?{{query}}"))
+    base_url = server.base_url
+    options: dict = {}
+    if credentials == "header":
+        options["headers"] = {"Authorization": f"Bearer {SECRET_HEADER}"}
+    elif credentials == "param":
+        options["params"] = {"api_key": SECRET_PARAM}
+    else:
+        base_url = base_url.replace("http://", "http://user:pw-789@")
+    source = HttpSource(base_url, API_PATH, cursor_fields=CURSOR, page_size=1000, **options)
+    ex = HttpExtraction(source, RECENT, sleep=waits.append)
+    with pytest.raises(HttpExtractError, match=rf"page 1: HTTP 302: redirect to {re.escape(server.base_url)}/api/v1/"
+                                               r"requests\?\S+ not followed: the request carries credentials") as err:
+        read_all(ex)
+    assert ex.requests_made == 1 and len(server.requests_log) == 1 and waits == []
+    assert_no_secrets(err.value, caplog)
+
+
+def test_a_same_host_redirect_is_followed_without_credentials(server, waits, generated):
+    server.inject(("redirect", 307, f"{API_PATH}?{{query}}"))
+    ex = extraction(server, waits, RECENT, page_size=200)
+    ids = [r["request_id"] for r in read_all(ex)]
+    assert len(ids) == len(set(ids)) and set(ids) == at_or_after(generated, RECENT)
+    assert ex.requests_made == ex.pages_fetched + 1
+    assert server.requests_log[0] == server.requests_log[1] == (API_PATH, {"updated_from": RECENT, "limit": "200"})
+
+
+def test_a_redirect_to_another_host_is_refused(server, waits):
+    """localhost is this very server, but not the host configured: the redirect is not followed."""
+    other = server.base_url.replace("127.0.0.1", "localhost")
+    server.inject(("redirect", 302, f"{other}{API_PATH}?{{query}}"))
+    ex = extraction(server, waits, RECENT)
+    with pytest.raises(HttpExtractError, match=rf"HTTP 302: redirect to {re.escape(other)}\S+ not followed: "
+                                               rf"it leaves {re.escape(server.base_url)}"):
+        read_all(ex)
+    assert ex.requests_made == 1 and len(server.requests_log) == 1
+
+
+def test_endless_redirects_fail(server, waits):
+    server.inject(*[("redirect", 302, f"{API_PATH}?{{query}}")] * 6)
+    ex = extraction(server, waits, RECENT)
+    with pytest.raises(HttpExtractError, match=r"page 1: more than 5 redirects"):
+        read_all(ex)
+    assert ex.requests_made == 6 and waits == []
+
+
+# ---------------------------------------------------------------------------------------------
 # The server itself
 
 
 def test_server_clamps_limit_and_rejects_bad_parameters(server):
-    import requests
-
     with requests.Session() as s:
-        page = s.get(f"{server.base_url}{API_PATH}", params={"limit": 5000, "offset": 0}, timeout=5).json()
-        assert len(page["results"]) == 1000 and page["next"].endswith("offset=1000")
-        for params in ({"offset": "x"}, {"limit": "-1"}, {"page_token": "garbage"}, {"updated_since": "yesterday"}):
+        page = s.get(f"{server.base_url}{API_PATH}", params={"limit": 5000}, timeout=5).json()
+        assert len(page["results"]) == 1000 and "page_token=" in page["next"]
+        for params in ({"limit": "x"}, {"limit": "-1"}, {"page_token": "garbage"}, {"updated_from": "yesterday"},
+                       {"after": "SR-2026-0000001"}):
             response = s.get(f"{server.base_url}{API_PATH}", params=params, timeout=5)
             assert response.status_code == 400 and "error" in response.json()
+
+
+def test_server_keyset_bound_is_inclusive_and_after_is_strict(server, generated):
+    ordered = sorted(generated, key=lambda r: (r["updated_at"], r["request_id"]))
+    pivot = ordered[len(ordered) // 2]
+    with requests.Session() as s:
+        def ids(**params) -> list[str]:
+            answer = s.get(f"{server.base_url}{API_PATH}", params={"limit": 5, **params}, timeout=5).json()
+            return [r["request_id"] for r in answer["results"]]
+
+        at = ordered.index(pivot)
+        first_at_second = next(i for i, r in enumerate(ordered) if r["updated_at"] == pivot["updated_at"])
+        expected_from = [r["request_id"] for r in ordered[first_at_second:first_at_second + 5]]
+        assert ids(updated_from=pivot["updated_at"]) == expected_from
+        # A fraction of a second, or Milwaukee local time, is the same bound.
+        utc = dt.datetime.fromisoformat(pivot["updated_at"].replace("Z", ""))
+        assert ids(updated_from=(utc + dt.timedelta(microseconds=500_000)).isoformat() + "+00:00") == expected_from
+        assert ids(updated_from=_utc_to_local(utc).isoformat()) == expected_from
+        after = ids(updated_from=pivot["updated_at"], after=pivot["request_id"])
+        assert after == [r["request_id"] for r in ordered[at + 1:at + 6]]
+
+
+def test_server_live_data_stays_in_api_order(small_server):
+    server = small_server
+    before = server.records
+    moved = server.update(before[0]["request_id"], status="CLOSED")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", moved["updated_at"])  # the current UTC time
+    added = server.upsert({**before[1], "request_id": "SR-2026-9999999", "updated_at": None})
+    replaced = server.upsert({**before[2], "address": "200 E WELLS ST"})  # same updated_at, new address
+    after = server.records
+    assert len(after) == len(before) + 1
+    assert [(r["updated_at"], r["request_id"]) for r in after] == sorted((r["updated_at"], r["request_id"]) for r in after)
+    by_id = {r["request_id"]: r for r in after}
+    assert by_id[moved["request_id"]] == moved and moved["status"] == "CLOSED"
+    assert by_id["SR-2026-9999999"] == added and by_id[replaced["request_id"]]["address"] == "200 E WELLS ST"
+    with requests.Session() as s:  # what is served is what `records` says
+        served = s.get(f"{server.base_url}{API_PATH}", params={"limit": 1000}, timeout=5).json()["results"]
+    assert served == after[:1000]
+    with pytest.raises(KeyError):
+        server.update("SR-1900-0000001", status="CLOSED")
+
+
+def test_server_calls_on_page_between_pages(small_server):
+    server = small_server
+    calls = []
+    server.on_page = calls.append
+    with requests.Session() as s:
+        for _ in range(3):
+            s.get(f"{server.base_url}{API_PATH}", params={"limit": 1}, timeout=5)
+        s.get(f"{server.base_url}{API_PATH}", params={"after": "x"}, timeout=5)  # a 400 is no page
+    assert calls == [1, 2, 3]
+    server.reset()
+    assert server.on_page is None
 
 
 # ---------------------------------------------------------------------------------------------

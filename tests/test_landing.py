@@ -1,7 +1,8 @@
 """`aim.landing` against a real PostgreSQL and a real folder drop: `derived_key` is the documented,
 stable hash; `_with_derived_key` puts it in the configured column; `land` for a `file` source lands
 each new file version once, tagged with its file, registers it in `ops.source_file`, and skips a
-version already merged or discarded while landing again one that is not settled.
+version already merged, discarded or waiting for review, while landing again one whose batch never
+settled.
 
 One warehouse database per module; every test has its own uniquely named source (its own staging
 table, batches and file versions) and its own drop folder under tmp_path, reached as in production
@@ -19,7 +20,7 @@ import pytest
 from airflow.sdk import Connection
 from psycopg2 import sql
 
-from aim import db, runlog
+from aim import batches, db, runlog, watermarks
 from aim.connections import source_access
 from aim.landing import Landed, _with_derived_key, derived_key, land
 from aim.merge import merge_batch
@@ -217,7 +218,7 @@ def test_the_derived_key_goes_in_its_configured_column(key_position):
     extracted = [("POTHOLE", "2846 N 1ST ST", "2026-06-16 08:00"), ("STREET LIGHT OUT", None, "2026-06-16 09:00")]
     chunks = [extracted[:1], extracted[1:]]
 
-    out = list(_with_derived_key(config, chunks))
+    out = [_with_derived_key(config, chunk) for chunk in chunks]
 
     assert [len(chunk) for chunk in out] == [1, 1], "chunks keep their rows"
     for (request_type, address, created_at), row in zip(extracted, [r for chunk in out for r in chunk]):
@@ -229,7 +230,8 @@ def test_the_derived_key_goes_in_its_configured_column(key_position):
 
 def test_without_a_derived_key_rows_pass_through_unchanged():
     chunks = [[("O-1", "OPEN", "2026-06-01")], [("O-2", None, None)]]
-    assert list(_with_derived_key(orders_config(), chunks)) == chunks, "a source with its own key gets no extra column"
+    assert [_with_derived_key(orders_config(), chunk) for chunk in chunks] == chunks, \
+        "a source with its own key gets no extra column"
 
 
 # --------------------------------------------------------------------------- land: file sources
@@ -274,9 +276,9 @@ def test_a_version_already_settled_is_skipped(orders, two_weeks, settled_as):
 def test_after_a_merge_only_a_corrected_file_lands_again(orders, two_weeks):
     orders.land("1")
     with db.transaction(orders.url) as conn, conn.cursor() as cur:
-        runlog.register_batch(cur, batch_id=orders.batch("1"), source=orders.name, run_id="run_1", rows=5,
+        batches.register_batch(cur, batch_id=orders.batch("1"), source=orders.name, run_id="run_1", rows=5,
                               max_watermark=None)
-        runlog.mark_validated(cur, orders.batch("1"))
+        batches.mark_validated(cur, orders.batch("1"))
         merge_batch(cur, orders.config, orders.batch("1"), "run_1")
     original = version(two_weeks["orders_2026-W23.csv"])
     corrected = write(two_weeks["orders_2026-W23.csv"],
@@ -296,18 +298,32 @@ def test_after_a_merge_only_a_corrected_file_lands_again(orders, two_weeks):
     ], "the new version is registered beside the merged ones, which stay merged"
 
 
-def test_a_version_landed_but_not_settled_lands_again_in_the_next_batch(orders, two_weeks):
-    orders.land("1")
-    with db.transaction(orders.url) as conn, conn.cursor() as cur:
-        runlog.quarantine_batch(cur, orders.batch("1"), "held for review")
+def test_a_version_landed_by_a_batch_that_never_settled_lands_again_in_the_next_batch(orders, two_weeks):
+    orders.land("1")  # landed, then the run died: the batch is neither merged nor waiting for review
 
     landed = orders.land("2")
 
-    assert landed.files_landed == sorted(two_weeks), "a quarantined (unsettled) version is landed again"
+    assert landed.files_landed == sorted(two_weeks), "a version whose batch never settled is landed again"
     assert len(orders.staged("2")) == landed.rows == 5, "all its rows land in the new batch"
     assert [(key, batch, status) for key, _, _, _, batch, status, _ in orders.file_register()] == [
         ("orders_2026-W23.csv", "2", "landed"), ("orders_2026-W24.csv", "2", "landed"),
     ], "each version keeps one registration, now in the new batch"
+
+
+@pytest.mark.parametrize("review_state", ["quarantined", "failed"])
+def test_a_version_waiting_for_review_is_not_landed_again(orders, two_weeks, review_state):
+    orders.land("1")
+    with db.transaction(orders.url) as conn, conn.cursor() as cur:
+        mark = batches.quarantine_batch if review_state == "quarantined" else batches.mark_failed
+        mark(cur, orders.batch("1"), "held for review")
+
+    landed = orders.land("2")
+
+    assert landed.files_landed == [] and landed.rows == 0, "a version waiting for review stays in its own batch"
+    assert sorted(landed.files_skipped) == sorted(two_weeks), "the landing says it skipped them"
+    assert [(key, batch, status) for key, _, _, _, batch, status, _ in orders.file_register()] == [
+        ("orders_2026-W23.csv", "1", review_state), ("orders_2026-W24.csv", "1", review_state),
+    ], "each version stays registered with the batch under review, with that batch's status"
 
 
 def test_a_new_file_in_the_drop_lands_beside_settled_ones(orders, two_weeks):

@@ -369,18 +369,20 @@ def test_the_watermark_is_set_from_the_batch_max_watermark(source, moments):
         "a later merge moves the source's one watermark to its batch's max watermark"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: merging an older batch (a quarantined one released after a newer "
-                   "batch merged) moves the watermark backwards and writes its older rows over newer ones")
-def test_merging_an_older_batch_never_moves_the_watermark_back(source, moments):
-    source.stage("older", [("I-9", "THEFT", "1", "2026-06-01", moments["first"])])
+def test_merging_an_older_batch_never_moves_the_watermark_back_nor_writes_over_newer_rows(source, moments):
+    source.stage("older", [("I-9", "THEFT", "1", "2026-06-01", moments["first"]),
+                           ("I-10", "ROBBERY", "3", "2026-06-01", moments["first"])])
     source.register("older", "quarantined", moments["first"])
     source.merged("newer", [("I-9", "FRAUD", "2", "2026-06-01", moments["second"])], moments["second"])
     source.run_sql(sql.SQL("UPDATE ops.batch SET status = 'validated' WHERE batch_id = %s"), (source.batch("older"),))
 
-    source.merge("older", "run_release")
+    assert source.merge("older", "run_release") == 1, "only the key no later batch has changed is merged"
 
     assert [row[1] for row in source.snapshot()["watermark"]] == [moments["second"]], \
         "the watermark is the highest value merged: it never moves back"
+    core = source.core_rows()
+    assert core["I-9"]["category"] == "FRAUD", "the newer batch's row stays: the older one does not write over it"
+    assert core["I-10"]["category"] == "ROBBERY", "a key nothing has changed since is merged"
 
 
 def test_a_batch_without_a_max_watermark_leaves_the_watermark_alone(source, moments):

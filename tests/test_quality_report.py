@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aim import db, quality_report, runlog
+from aim import batches, db, quality_report, runlog
 from aim.migrations import migrate
 from aim.sources import SourceConfig
 from aim.staging import copy_chunks
@@ -184,18 +184,18 @@ def land_batch(url: str, source: str, batch_id: str, rows: int, *, results=(), r
                status="validated") -> None:
     """One batch through the run log as the gate leaves it (its own transaction: its own landed_at)."""
     with db.transaction(url) as conn, conn.cursor() as cur:
-        runlog.register_batch(cur, batch_id=batch_id, source=source, run_id=f"run-{batch_id}", rows=rows,
+        batches.register_batch(cur, batch_id=batch_id, source=source, run_id=f"run-{batch_id}", rows=rows,
                               max_watermark=None)
         if status == "landed":
             return
         runlog.record_quality_results(cur, [result(e, severity=s, success=ok, batch_id=batch_id, source=source)
                                             for e, s, ok in results])
         warnings = sum(1 for _, s, ok in results if s == "warning" and not ok)
-        runlog.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings, data_docs=docs)
+        batches.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings, data_docs=docs)
         if status == "quarantined":
-            runlog.quarantine_batch(cur, batch_id, "quality gate failed")
+            batches.quarantine_batch(cur, batch_id, "quality gate failed")
         else:
-            runlog.mark_validated(cur, batch_id)
+            batches.mark_validated(cur, batch_id)
 
 
 def publish_index(url: str, exports: Path) -> None:

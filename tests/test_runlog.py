@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from psycopg2 import sql
 
-from aim import db, runlog
+from aim import batches, db, runlog, watermarks
 from aim.migrations import migrate
 
 RUN_COLUMNS = ("source", "run_id", "dag_id", "batch_id", "logical_date", "rows_extracted", "rows_rejected",
@@ -66,13 +66,13 @@ class Ledger:
         self.call(runlog.fail_run, source=self.source, run_id=run_id, dag_id=self.dag_id, message=message)
 
     def register_batch(self, label: str, rows: int = 10, max_watermark: str | None = None) -> None:
-        self.call(runlog.register_batch, batch_id=self.batch(label), source=self.source, run_id=f"run_{label}",
+        self.call(batches.register_batch, batch_id=self.batch(label), source=self.source, run_id=f"run_{label}",
                   rows=rows, max_watermark=max_watermark)
 
     def file_version(self, file_key: str, content: str, batch: str, *, rows: int = 3,
                      status: str | None = None) -> None:
         """A file version registered in `batch`, then set to `status` (as a merge, quarantine or discard would)."""
-        self.call(runlog.register_file, source=self.source, file_key=file_key, sha256=sha(content),
+        self.call(batches.register_file, source=self.source, file_key=file_key, sha256=sha(content),
                   size=len(content), rows=rows, batch_id=self.batch(batch))
         if status:
             self.execute("UPDATE ops.source_file SET status = %s WHERE source = %s AND file_key = %s AND sha256 = %s",
@@ -97,7 +97,7 @@ class Ledger:
         return [dict(zip(FILE_COLUMNS, row)) for row in rows]
 
     def settled(self, file_key: str, content: str, source: str | None = None) -> bool:
-        return self.call(runlog.file_version_settled, source or self.source, file_key, sha(content))
+        return self.call(batches.file_version_known, source or self.source, file_key, sha(content))
 
 
 @pytest.fixture(scope="module")
@@ -261,21 +261,23 @@ def test_a_run_that_failed_before_it_was_logged_can_be_started_by_its_retry(ledg
 def test_register_batch_records_a_landed_batch(ledger, clock):
     ledger.register_batch("1", rows=25, max_watermark=clock.isoformat())
 
-    assert ledger.call(runlog.batch_status, ledger.batch("1")) == {
+    record = ledger.call(batches.batch_status, ledger.batch("1"))
+    assert {k: v for k, v in record.items() if k != "landed_at"} == {
         "batch_id": ledger.batch("1"), "source": ledger.source, "run_id": "run_1", "status": "landed",
-        "rows_landed": 25, "max_watermark": clock.isoformat(),
+        "rows_landed": 25, "max_watermark": clock.isoformat(), "failure": None,
     }, "a registered batch is landed, with its source, run, rows and max watermark"
+    assert record["landed_at"] is not None, "a registered batch says when it landed"
 
 
 def test_batch_status_of_a_batch_never_landed_is_none(ledger):
-    assert ledger.call(runlog.batch_status, ledger.batch("never")) is None, "a batch never landed has no status"
+    assert ledger.call(batches.batch_status, ledger.batch("never")) is None, "a batch never landed has no status"
 
 
 @pytest.mark.parametrize("earlier_state", ["quarantined", "merged"])
 def test_a_relanded_batch_replaces_its_record(ledger, clock, earlier_state):
     ledger.register_batch("1", rows=25, max_watermark=clock.isoformat())
-    ledger.call(runlog.record_batch_checks, ledger.batch("1"), rows_rejected=4, warnings=2, data_docs="quality/x.html")
-    ledger.call(runlog.quarantine_batch, ledger.batch("1"), "expect_column_values_to_not_be_null failed")
+    ledger.call(batches.record_batch_checks, ledger.batch("1"), rows_rejected=4, warnings=2, data_docs="quality/x.html")
+    ledger.call(batches.quarantine_batch, ledger.batch("1"), "expect_column_values_to_not_be_null failed")
     if earlier_state == "merged":
         ledger.execute("UPDATE ops.batch SET status = 'merged', merged_at = now() WHERE batch_id = %s",
                    (ledger.batch("1"),))
@@ -307,7 +309,7 @@ def test_quarantine_batch_holds_the_batch_and_its_files_with_the_reason(ledger):
     good_before = (ledger.batch_record("good"), ledger.files("orders_3.csv"))
     reason = f"source {ledger.source}, batch {ledger.batch('bad')}: 2 nulls in order_number"
 
-    ledger.call(runlog.quarantine_batch, ledger.batch("bad"), reason)
+    ledger.call(batches.quarantine_batch, ledger.batch("bad"), reason)
 
     record = ledger.batch_record("bad")
     assert (record["status"], record["failure"]) == ("quarantined", reason), \
@@ -326,7 +328,7 @@ def test_mark_validated_marks_the_batch_validated_and_clears_a_failure(ledger):
     ledger.execute("UPDATE ops.batch SET failure = 'an earlier check failed' WHERE batch_id = %s", (ledger.batch("1"),))
     other_before = ledger.batch_record("2")
 
-    ledger.call(runlog.mark_validated, ledger.batch("1"))
+    ledger.call(batches.mark_validated, ledger.batch("1"))
 
     record = ledger.batch_record("1")
     assert (record["status"], record["failure"]) == ("validated", None), \
@@ -339,8 +341,8 @@ def test_record_batch_checks_stores_rejects_warnings_and_data_docs(ledger):
         ledger.register_batch(label, rows=100)
     docs = f"quality/{ledger.source}/validations/1.html"
 
-    ledger.call(runlog.record_batch_checks, ledger.batch("1"), rows_rejected=4, warnings=2, data_docs=docs)
-    ledger.call(runlog.record_batch_checks, ledger.batch("2"), rows_rejected=0, warnings=0, data_docs=None)
+    ledger.call(batches.record_batch_checks, ledger.batch("1"), rows_rejected=4, warnings=2, data_docs=docs)
+    ledger.call(batches.record_batch_checks, ledger.batch("2"), rows_rejected=0, warnings=0, data_docs=None)
 
     checks = {label: (r["rows_rejected"], r["warnings"], r["data_docs"])
               for label in ("1", "2", "3") for r in [ledger.batch_record(label)]}
@@ -353,7 +355,7 @@ def test_record_batch_checks_stores_rejects_warnings_and_data_docs(ledger):
 
 
 def test_register_file_records_a_landed_file_version(ledger):
-    ledger.call(runlog.register_file, source=ledger.source, file_key="orders_1.csv", sha256=sha("v1"), size=2048,
+    ledger.call(batches.register_file, source=ledger.source, file_key="orders_1.csv", sha256=sha("v1"), size=2048,
                 rows=17, batch_id=ledger.batch("1"), extra_columns=["Inspector"])
 
     assert ledger.files() == [{
@@ -367,7 +369,7 @@ def test_register_file_records_a_landed_file_version(ledger):
 def test_an_unmerged_file_version_landed_again_moves_to_the_new_batch(ledger, earlier_state):
     ledger.file_version("orders_1.csv", "v1", "1", rows=5, status=earlier_state)
 
-    ledger.call(runlog.register_file, source=ledger.source, file_key="orders_1.csv", sha256=sha("v1"), size=2,
+    ledger.call(batches.register_file, source=ledger.source, file_key="orders_1.csv", sha256=sha("v1"), size=2,
                 rows=6, batch_id=ledger.batch("2"))
 
     records = ledger.files()
@@ -387,13 +389,13 @@ def test_a_changed_file_is_a_new_version(ledger):
 
 
 @pytest.mark.parametrize(("status", "settled"), [
-    ("landed", False), ("quarantined", False), ("merged", True), ("discarded", True),
+    ("landed", False), ("quarantined", True), ("failed", True), ("merged", True), ("discarded", True),
 ])
-def test_a_file_version_is_settled_only_once_merged_or_discarded(ledger, status, settled):
+def test_a_file_version_is_known_once_merged_discarded_or_waiting_for_review(ledger, status, settled):
     ledger.file_version("orders_1.csv", "v1", "1", status=status)
 
     assert ledger.settled("orders_1.csv", "v1") is settled, \
-        f"a {status} file version is {'settled' if settled else 'not settled: it is loaded again'}"
+        f"a {status} file version is {'known: not landed again' if settled else 'not settled: it is loaded again'}"
 
 
 def test_settled_means_this_exact_source_key_and_content(ledger):
@@ -438,9 +440,9 @@ def test_record_quality_results_stores_one_row_per_expectation(ledger):
 
 
 def test_read_watermark_is_none_before_the_first_merge_then_the_stored_value(ledger, clock):
-    assert ledger.call(runlog.read_watermark, ledger.source) is None, "no watermark before the first merge"
+    assert ledger.call(watermarks.read, ledger.source) is None, "no watermark before the first merge"
     ledger.execute("INSERT INTO ops.watermark (source, value, batch_id) VALUES (%s, %s, %s), (%s, 'other', 'b_9')",
                (ledger.source, clock.isoformat(), ledger.batch("1"), f"{ledger.source}_other"))
 
-    assert ledger.call(runlog.read_watermark, ledger.source) == clock.isoformat(), \
+    assert ledger.call(watermarks.read, ledger.source) == clock.isoformat(), \
         "read_watermark returns the source's own stored watermark text"

@@ -15,7 +15,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from aim.extract.sql import Extraction, format_watermark, parse_watermark
+from aim import watermarks
+from aim.source_kinds.base import ExtractRequest
 from aim.sources import SourceConfig
 
 CONFIG = SourceConfig.model_validate({
@@ -88,22 +89,31 @@ def _update(url, permit_ids, minutes_after_start: int) -> None:
     eng.dispose()
 
 
-def test_full_then_incremental_extraction(source_url):
-    _create(source_url, 2_500)
+def _read(source_url, since) -> list[list[tuple]]:
+    """The chunks the `sql` kind yields for CONFIG from `since` (inclusive)."""
+    return [list(chunk.rows) for chunk in CONFIG.source_kind.chunks(CONFIG, source_url, ExtractRequest(since=since))]
 
-    first = Extraction(CONFIG, source_url, since=None, chunk_rows=1_000)
-    chunks = list(first.chunks())
-    assert [len(c) for c in chunks] == [1_000, 1_000, 500]
+
+def test_full_then_incremental_extraction(source_url, clock):
+    _create(source_url, 12_500)
+
+    chunks = _read(source_url, None)
+    assert [len(c) for c in chunks] == [10_000, 2_500], "a chunk at a time (server-side cursor)"
     rows = [r for c in chunks for r in c]
-    assert [r[0] for r in rows] == list(range(2_500))  # oldest change first, every row once
+    assert [r[0] for r in rows] == list(range(12_500)), "oldest change first, every row once"
     assert rows[7][1] == "107 N 1ST ST"
-    assert first.max_watermark == START + dt.timedelta(minutes=2_499)
 
-    stored = format_watermark(first.max_watermark)
-    assert list(Extraction(CONFIG, source_url, since=parse_watermark(stored, "timestamp")).chunks()) == []
+    window = watermarks.window(CONFIG.extract, "timestamp", None, clock)
+    newest = max(r[3] for r in rows)
+    stored = watermarks.to_text(window.candidate(newest))
+    assert stored == (START + dt.timedelta(minutes=12_499)).isoformat(), "the batch's watermark is the newest value"
 
-    _update(source_url, [3, 1_234, 2_000], minutes_after_start=10_000)
-    again = Extraction(CONFIG, source_url, since=parse_watermark(stored, "timestamp"))
-    changed = [r for c in again.chunks() for r in c]
-    assert sorted(r[0] for r in changed) == [3, 1_234, 2_000]
-    assert again.max_watermark == START + dt.timedelta(minutes=10_000)
+    overlap = watermarks.window(CONFIG.extract, "timestamp", stored, clock)
+    again = [r for c in _read(source_url, overlap.since) for r in c]
+    assert [r[0] for r in again] == list(range(12_499 - 15, 12_500)), \
+        "the next run re-reads the 15-minute overlap behind the watermark, its lower bound included"
+
+    _update(source_url, [3, 1_234, 2_000], minutes_after_start=20_000)
+    changed = [r for c in _read(source_url, overlap.since) for r in c]
+    assert sorted(r[0] for r in changed) == sorted([3, 1_234, 2_000, *range(12_499 - 15, 12_500)]), \
+        "rows changed since are read, with the overlap"

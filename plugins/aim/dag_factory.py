@@ -67,6 +67,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
             "retries": 2,
             "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
             "retry_exponential_backoff": True,
+            "execution_timeout": dt.timedelta(minutes=config.task_timeout_minutes),  # a hung source never holds a slot
             "on_failure_callback": _on_task_failure(config),
         },
         doc_md=(

@@ -1,21 +1,22 @@
 """Landing one batch in `staging`, from any kind of source, in bounded memory.
 
-Each kind brings its rows a chunk at a time (a server-side cursor, a file read in chunks, an API
-page); every chunk goes to `staging.<source>` by COPY. A derived key, when the source has none,
-is computed here from the row's content.
+The source's kind (`aim.source_kinds`) yields its rows a chunk at a time (a server-side cursor,
+a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. The rest is
+the same for every kind: a derived key, when the source has none, is computed from the row's
+content; an incremental source reads from its watermark less the overlap, and its batch's
+candidate watermark is capped at the extraction's start less the clock skew allowance
+(`aim.watermarks`); each file version landed is registered with its batch (`aim.batches`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from aim import runlog
-from aim.extract.sql import Extraction, format_watermark, parse_watermark
+from aim import batches, clock, watermarks
+from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.sources import SourceConfig
 from aim.staging import copy_chunks
 
@@ -41,107 +42,80 @@ def derived_key(values: Sequence[Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _with_derived_key(config: SourceConfig, chunks: Iterable[list[tuple]]) -> Iterator[list[tuple]]:
+def _with_derived_key(config: SourceConfig, rows: Iterable[Sequence[Any]]) -> list[tuple]:
     """Rows in extracted-column order -> rows in configured-column order, adding the derived key."""
     if config.derived_key is None:
-        yield from chunks
-        return
+        return [tuple(r) for r in rows]
     extracted = [c.name for c in config.extracted_columns]
     key_from = [extracted.index(n) for n in config.derived_key.from_columns]
     key_at = config.column_names.index(config.derived_key.column)
-    for chunk in chunks:
-        rows = []
-        for row in chunk:
-            values = list(row)
-            values.insert(key_at, derived_key([row[i] for i in key_from]))
-            rows.append(tuple(values))
-        yield rows
+    landed = []
+    for row in rows:
+        values = list(row)
+        values.insert(key_at, derived_key([row[i] for i in key_from]))
+        landed.append(tuple(values))
+    return landed
 
 
 def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
-    """Land everything new at the source as batch `batch_id`; the caller owns the transaction."""
-    if config.kind == "sql":
-        return _land_sql(cur, config, access, batch_id)
-    if config.kind == "http":
-        return _land_http(cur, config, access, batch_id)
-    return _land_files(cur, config, access, batch_id)
+    """Land everything new at the source as batch `batch_id`; the caller owns the transaction.
 
-
-def _land_sql(cur, config: SourceConfig, source_url: Any, batch_id: str) -> Landed:
-    since = parse_watermark(runlog.read_watermark(cur, config.source), config.column(config.watermark_column).type)
-    extraction = Extraction(config, source_url, since)
-    rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id, extraction.chunks())
-    newest = extraction.max_watermark
-    return Landed(rows=rows, max_watermark=format_watermark(newest) if newest is not None else None)
-
-
-def _land_http(cur, config: SourceConfig, access: tuple[str, dict], batch_id: str) -> Landed:
-    from aim.extract.files import record_row
-    from aim.extract.http import HttpExtraction, HttpSource
-
-    base_url, headers = access
+    Incremental kinds read from the stored watermark less the overlap; file drops land every
+    version of a file not yet known (merged, discarded, or awaiting review in another batch).
+    """
+    started = clock.now()
     extract = config.extract
-    since = runlog.read_watermark(cur, config.source)
-    source = HttpSource(
-        base_url=base_url, path=extract.path, pagination=extract.pagination, page_size=extract.page_size,
-        offset_param=extract.offset_param, limit_param=extract.limit_param, records_field=extract.records_field,
-        next_link_field=extract.next_link_field, updated_since_param=extract.updated_since_param,
-        headers=headers, timeout_seconds=extract.timeout_seconds, max_retries=extract.max_retries,
-    )
-    fields = [c.source_name for c in config.extracted_columns]
-    watermark_at = [c.name for c in config.extracted_columns].index(extract.watermark_column) \
-        if extract.watermark_column else None
+    window = None
+    if config.watermark_column:
+        column_type = config.column(config.watermark_column).type
+        window = watermarks.window(extract, column_type, watermarks.read(cur, config.source), started)
+        watermark_at = [c.name for c in config.extracted_columns].index(config.watermark_column)
     landed = Landed()
-    newest: tuple[dt.datetime, str] | None = None
-    for number, page in enumerate(HttpExtraction(source, since).pages(), start=1):
-        rows = [record_row(record, fields) for record in page]
-        if watermark_at is not None:
-            for row in rows:
-                stamp = row[watermark_at]
-                if stamp:
-                    parsed = dt.datetime.fromisoformat(stamp)
-                    if newest is None or parsed > newest[0]:
-                        newest = (parsed, stamp)
-        landed.rows += copy_chunks(
-            cur, config.staging_table, config.column_names, batch_id, _with_derived_key(config, [rows]),
-            origin=f"page {number}",
-        )
-    landed.max_watermark = newest[1] if newest else None
-    return landed
 
+    def file_known(key: str, sha256: str) -> bool:
+        known = batches.file_version_known(cur, config.source, key, sha256)
+        if known:
+            landed.files_skipped.append(key)
+        return known
 
-def _land_files(cur, config: SourceConfig, store, batch_id: str) -> Landed:
-    from aim.extract.files import FileFormat, ReadReport, read_records
-
-    fmt = config.extract.format
-    file_format = FileFormat(
-        kind=fmt.kind, encoding=fmt.encoding, delimiter=fmt.delimiter, sheet=fmt.sheet,
-        header_row=fmt.header_row, header_rows=fmt.header_rows, records_path=fmt.records_path,
-    )
-    source_columns = [c.source_name for c in config.extracted_columns]
-    landed = Landed()
-    with tempfile.TemporaryDirectory(prefix=f"aim-{config.source}-") as scratch:
-        for remote in store.list(config.extract.pattern):
-            local = Path(scratch) / "file"
-            sha256 = store.fetch(remote.key, local)
-            if runlog.file_version_settled(cur, config.source, remote.key, sha256):
-                landed.files_skipped.append(remote.key)
-                continue
-            report = ReadReport()
-            chunks = read_records(local, file_format, source_columns, display_name=store.describe(remote.key),
-                                  report=report)
-            rows = copy_chunks(
-                cur, config.staging_table, config.column_names, batch_id, _with_derived_key(config, chunks),
-                origin=remote.key,
-            )
-            runlog.register_file(
-                cur, source=config.source, file_key=remote.key, sha256=sha256, size=remote.size, rows=rows,
-                batch_id=batch_id, extra_columns=report.extra_columns,
-            )
-            landed.rows += rows
-            landed.files_landed.append(remote.key)
-            local.unlink()
+    request = ExtractRequest(since=window.since if window else None, file_known=file_known)
+    newest: dt.datetime | None = None
+    files: dict[str, tuple[FileVersion, list[int]]] = {}
+    for chunk in config.source_kind.chunks(config, access, request):
+        if window is not None:
+            newest = _newest(newest, (row[watermark_at] for row in chunk.rows), column_type)
+        rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id,
+                           [_with_derived_key(config, chunk.rows)], origin=chunk.origin)
+        landed.rows += rows
+        if chunk.file is not None:
+            files.setdefault(chunk.file.key, (chunk.file, []))[1].append(rows)
+    for version, counts in files.values():
+        batches.register_file(cur, source=config.source, file_key=version.key, sha256=version.sha256,
+                              size=version.size, rows=sum(counts), batch_id=batch_id,
+                              extra_columns=version.extra_columns())
+        landed.files_landed.append(version.key)
     if landed.files_skipped:
-        log.info("%s: %d file(s) already loaded with the same content, skipped: %s", config.source,
-                 len(landed.files_skipped), ", ".join(landed.files_skipped))
+        log.info("%s: %d file version(s) already merged, discarded or awaiting review, not landed again: %s",
+                 config.source, len(landed.files_skipped), ", ".join(landed.files_skipped))
+    if window is not None:
+        candidate = window.candidate(newest)
+        landed.max_watermark = watermarks.to_text(candidate) if candidate is not None else None
+        future = window.ceiling + dt.timedelta(seconds=2 * extract.clock_skew_seconds)  # start + skew
+        if newest is not None and newest > future:
+            log.warning("%s: %s values up to %s lie in the future (after the extraction's start plus %d s); they do not "
+                        "move the watermark, which stays at or below %s", config.source, config.watermark_column,
+                        newest, extract.clock_skew_seconds, window.ceiling)
     return landed
+
+
+def _newest(newest: dt.datetime | None, values: Iterator[Any], column_type: str) -> dt.datetime | None:
+    """The latest of `newest` and the watermark values that parse (a value that does not is the
+    quality gate's to reject, not a reason to stop landing)."""
+    for value in values:
+        try:
+            moment = watermarks.parse(value, column_type)
+        except watermarks.WatermarkError:
+            continue
+        if moment is not None and (newest is None or moment > newest):
+            newest = moment
+    return newest

@@ -291,6 +291,7 @@ def build_measures_dag(folder: Path | None = None):
             "retries": 2,
             "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
             "retry_exponential_backoff": True,
+            "execution_timeout": dt.timedelta(hours=1),
             "on_failure_callback": _on_task_failure,
         },
         doc_md=(

@@ -2,40 +2,92 @@
 
 The upsert, the watermark and the batch's status move together: either all of them change or
 none does. Rows whose values did not change are left alone (not rewritten, not counted).
+
+Time is respected: a staged row whose key a later-landed batch has already merged is not
+merged (it would write older data over newer), and the watermark never moves backwards. So a
+quarantined batch released after a newer delivery merged adds only the keys nothing has changed
+since; `superseded` says which keys it leaves out. A record an incremental source gave twice (it
+was edited while a run read it) merges its latest version, by the watermark; a batch with two
+different rows for one key (and one watermark value) cannot be merged: which is right is not the
+platform's to guess. A value that does not cast to its column's
+type fails the merge with the column and a sample of the values.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import psycopg2
 from psycopg2 import sql
 
+from aim import batches, watermarks
 from aim.sources import SourceConfig
 from aim.staging import discard_batch
 from aim.tables import BATCH_COLUMN, qualified
 
+SAMPLE = 5
+
 
 class MergeError(RuntimeError):
-    """The batch could not be merged; the message names the source and the batch."""
+    """The batch could not be merged; the message names the source, the batch and the reason."""
 
 
-def merge_statement(config: SourceConfig) -> sql.Composed:
-    """INSERT … ON CONFLICT upsert of one staged batch into core, casting text to configured types."""
-    core, staging = qualified(config.core_table), qualified(config.staging_table)
+@dataclass(frozen=True)
+class Superseded:
+    """Keys of a batch that a later-landed batch has already merged: how many, and a few of them."""
+
+    keys: int
+    sample: list[list[str]]
+
+
+def _staged(config: SourceConfig) -> sql.Composable:
+    return sql.SQL("{} s").format(qualified(config.staging_table))
+
+
+def _changed_since(config: SourceConfig) -> sql.Composed:
+    """SQL true when a later-landed merged batch holds the staged row's key in core (params: source, landed_at)."""
+    same_key = sql.SQL(" AND ").join(
+        sql.SQL("c.{0} = s.{0}::{1}").format(sql.Identifier(k), sql.SQL(config.column(k).type)) for k in config.key
+    )
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM {core} c JOIN ops.batch b ON b.batch_id = c._batch_id "
+        "WHERE {same_key} AND b.source = %(source)s AND b.landed_at > %(landed_at)s)"
+    ).format(core=qualified(config.core_table), same_key=same_key)
+
+
+def merge_statement(config: SourceConfig, *, skip_superseded: bool = False) -> sql.Composed:
+    """INSERT … ON CONFLICT upsert of one staged batch into core, casting text to configured types;
+    with `skip_superseded`, rows whose key a later-landed batch has merged are left out."""
+    core = qualified(config.core_table)
     names = [sql.Identifier(c.name) for c in config.columns]
-    casts = [sql.SQL("{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in config.columns]
+    casts = [sql.SQL("s.{}::{}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in config.columns]
     updates = [sql.SQL("{0} = EXCLUDED.{0}").format(n) for n in names if n.strings[0] not in config.key]
     trace = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(t)) for t in ("_batch_id", "_run_id", "_loaded_at")]
     core_row = sql.SQL(", ").join(sql.SQL("{}.{}").format(core, n) for n in names)
     new_row = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(n) for n in names)
+    fresh = sql.SQL(" AND NOT ") + _changed_since(config) if skip_superseded else sql.SQL("")
+    latest, newest_first = sql.SQL(""), sql.SQL("")
+    if config.watermark_column:  # a record edited while a run read it comes twice: its latest version wins
+        typed_key = [sql.SQL("s.{}::{}").format(sql.Identifier(k), sql.SQL(config.column(k).type)) for k in config.key]
+        latest = sql.SQL("DISTINCT ON ({}) ").format(sql.SQL(", ").join(typed_key))
+        newest_first = sql.SQL(" ORDER BY {}, s.{}::{} DESC").format(
+            sql.SQL(", ").join(typed_key), sql.Identifier(config.watermark_column),
+            sql.SQL(config.column(config.watermark_column).type),
+        )
     return sql.SQL(
         "INSERT INTO {core} ({names}, _batch_id, _run_id, _loaded_at) "
-        "SELECT {casts}, {batch}, %(run_id)s, now() FROM {staging} WHERE {batch} = %(batch_id)s "
+        "SELECT {latest}{casts}, s.{batch}, %(run_id)s, now() FROM {staged} "
+        "WHERE s.{batch} = %(batch_id)s{fresh}{newest_first} "
         "ON CONFLICT ({key}) DO UPDATE SET {updates} "
         "WHERE ({core_row}) IS DISTINCT FROM ({new_row})"
     ).format(
+        latest=latest,
+        newest_first=newest_first,
         core=core,
         names=sql.SQL(", ").join(names),
         casts=sql.SQL(", ").join(casts),
         batch=sql.Identifier(BATCH_COLUMN),
-        staging=staging,
+        staged=_staged(config),
+        fresh=fresh,
         key=sql.SQL(", ").join(sql.Identifier(k) for k in config.key),
         updates=sql.SQL(", ").join([*updates, *trace]),
         core_row=core_row,
@@ -43,36 +95,117 @@ def merge_statement(config: SourceConfig) -> sql.Composed:
     )
 
 
+def _later_batch_merged(cur, config: SourceConfig, landed_at) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM ops.batch WHERE source = %s AND status = 'merged' AND landed_at > %s)",
+                (config.source, landed_at))
+    return cur.fetchone()[0]
+
+
+def superseded(cur, config: SourceConfig, batch_id: str) -> Superseded:
+    """The batch's keys that a later-landed batch has already merged (they will not be merged)."""
+    batch = batches.batch_status(cur, batch_id)
+    if batch is None or not _later_batch_merged(cur, config, batch["landed_at"]):
+        return Superseded(0, [])
+    keys = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(k)) for k in config.key)
+    cur.execute(
+        sql.SQL("SELECT DISTINCT {keys} FROM {staged} WHERE s.{batch} = %(batch_id)s AND {changed} ORDER BY {keys}")
+        .format(keys=keys, staged=_staged(config), batch=sql.Identifier(BATCH_COLUMN), changed=_changed_since(config)),
+        {"batch_id": batch_id, "source": config.source, "landed_at": batch["landed_at"]},
+    )
+    rows = cur.fetchall()
+    return Superseded(len(rows), [list(r) for r in rows[:SAMPLE]])
+
+
+def conflict_columns(config: SourceConfig) -> list[str]:
+    """The columns no two rows of a batch may share: the key, and for an incremental source the
+    key with its watermark (a record read twice, edited in between, is two versions; its latest merges)."""
+    return [*config.key, config.watermark_column] if config.watermark_column else list(config.key)
+
+
+def _duplicate_keys(cur, config: SourceConfig, batch_id: str) -> tuple[int, list[list[str]]]:
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in conflict_columns(config))
+    cur.execute(
+        sql.SQL("SELECT {keys} FROM {staging} WHERE {batch} = %s GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys}")
+        .format(keys=keys, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN)),
+        (batch_id,),
+    )
+    rows = cur.fetchall()
+    return len(rows), [list(r) for r in rows[:SAMPLE]]
+
+
+def uncastable(cur, config: SourceConfig, batch_id: str) -> list[tuple[str, str, list[str]]]:
+    """(column, type, sample of values) for each typed column whose staged values do not all cast.
+
+    Each column is tried alone inside a savepoint, then its values one by one up to a sample."""
+    found = []
+    for column in config.columns:
+        if column.type == "text":
+            continue
+        name = sql.Identifier(column.name)
+        probe = sql.SQL("SELECT count(*) FROM (SELECT {name}::{type} FROM {staging} WHERE {batch} = %s) AS t").format(
+            name=name, type=sql.SQL(column.type), staging=qualified(config.staging_table),
+            batch=sql.Identifier(BATCH_COLUMN),
+        )
+        if _fails(cur, probe, (batch_id,)):
+            cur.execute(
+                sql.SQL("SELECT DISTINCT {name} FROM {staging} WHERE {batch} = %s AND {name} IS NOT NULL LIMIT 1000")
+                .format(name=name, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN)),
+                (batch_id,),
+            )
+            values = [r[0] for r in cur.fetchall()]
+            bad = [v for v in values if _fails(cur, sql.SQL("SELECT %s::{}").format(sql.SQL(column.type)), (v,))]
+            found.append((column.name, column.type, bad[:SAMPLE]))
+    return found
+
+
+def _fails(cur, statement, params) -> bool:
+    cur.execute("SAVEPOINT aim_probe")
+    try:
+        cur.execute(statement, params)
+    except psycopg2.DataError:
+        cur.execute("ROLLBACK TO SAVEPOINT aim_probe")
+        return True
+    cur.execute("RELEASE SAVEPOINT aim_probe")
+    return False
+
+
 def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
-    """Upsert a validated batch into core, advance the watermark, clear the batch from staging,
-    and mark its file versions merged (so they are never loaded again).
+    """Upsert a validated batch into core, advance the watermark (never backwards), clear the
+    batch from staging, and mark it and its file versions merged.
 
     Returns rows inserted or changed. A batch already merged merges nothing again (returns 0);
-    a batch that is not validated (landed only, or quarantined) is refused.
+    a batch that is not validated (landed only, quarantined, failed) is refused; keys a
+    later-landed batch has merged are left out (see `superseded`).
     """
-    cur.execute("SELECT status, max_watermark FROM ops.batch WHERE batch_id = %s FOR UPDATE", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
-        raise MergeError(f"source {config.source}, batch {batch_id}: no such batch in ops.batch")
-    status, max_watermark = row
-    if status == "merged":
+    batch = batches.batch_status(cur, batch_id, lock=True)
+    where = f"source {config.source}, batch {batch_id}"
+    if batch is None:
+        raise MergeError(f"{where}: no such batch in ops.batch")
+    if batch["status"] == "merged":
         return 0
-    if status != "validated":
-        raise MergeError(f"source {config.source}, batch {batch_id}: is {status}, only a validated batch merges")
+    if batch["status"] != "validated":
+        why = f" ({batch['failure']})" if batch["failure"] else ""
+        raise MergeError(f"{where}: is {batch['status']}{why}; only a validated batch merges")
+    count, sample = _duplicate_keys(cur, config, batch_id)
+    if count:
+        raise MergeError(f"{where}: {count} value(s) of ({', '.join(conflict_columns(config))}) occur more than once, "
+                         f"e.g. {sample}; "
+                         "which row is right cannot be chosen here: discard the batch and ask for a corrected delivery")
+    skip = _later_batch_merged(cur, config, batch["landed_at"])
+    cur.execute("SAVEPOINT aim_merge")
     try:
-        cur.execute(merge_statement(config), {"batch_id": batch_id, "run_id": run_id})
-    except Exception as err:
-        raise MergeError(f"source {config.source}, batch {batch_id}: merge into core failed: {err}") from err
+        cur.execute(merge_statement(config, skip_superseded=skip),
+                    {"batch_id": batch_id, "run_id": run_id, "source": config.source, "landed_at": batch["landed_at"]})
+    except (psycopg2.DataError, psycopg2.IntegrityError) as err:  # the data's fault; anything else may be transient
+        cur.execute("ROLLBACK TO SAVEPOINT aim_merge")
+        reason = (err.pgerror or str(err)).strip().splitlines()[0]
+        detail = "; ".join(f"column {name} ({type_}): values that do not cast, e.g. {values}"
+                           for name, type_, values in uncastable(cur, config, batch_id))
+        raise MergeError(f"{where}: merge into core failed: {reason}" + (f"; {detail}" if detail else "")) from err
     changed = cur.rowcount
-    if max_watermark is not None:
-        cur.execute(
-            """
-            INSERT INTO ops.watermark (source, value, batch_id) VALUES (%s, %s, %s)
-            ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value, batch_id = EXCLUDED.batch_id, updated_at = now()
-            """,
-            (config.source, max_watermark, batch_id),
-        )
+    if batch["max_watermark"] is not None and config.watermark_column:
+        watermarks.advance(cur, config.source, config.column(config.watermark_column).type, batch["max_watermark"],
+                           batch_id)
     discard_batch(cur, config.staging_table, batch_id)
-    cur.execute("UPDATE ops.batch SET status = 'merged', merged_at = now() WHERE batch_id = %s", (batch_id,))
-    cur.execute("UPDATE ops.source_file SET status = 'merged', merged_at = now() WHERE batch_id = %s", (batch_id,))
+    batches.mark_merged(cur, batch_id)
     return changed

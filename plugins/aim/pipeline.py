@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aim import db, quality_report, runlog, settings
+from aim import batches, db, quality_report, runlog, settings
 from aim.landing import land
-from aim.merge import merge_batch
+from aim.merge import MergeError, merge_batch
 from aim.migrations import migrate
 from aim.sources import SourceConfig
 from aim.staging import discard_batch
@@ -49,8 +49,8 @@ def start_run(config: SourceConfig, *, run_id: str, dag_id: str, logical_date: A
 
 
 def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id: str) -> dict[str, Any]:
-    """Land everything new at the source (rows changed since the watermark, files not yet loaded,
-    API records updated since) in `staging` by COPY, in one transaction.
+    """Land everything new at the source (rows changed since the watermark less the overlap, file
+    versions not yet known, API records updated since) in `staging` by COPY, in one transaction.
 
     `access` is what `aim.connections.source_access` made of the source's connection. A retried
     landing first removes what an earlier attempt of the same batch landed.
@@ -58,7 +58,7 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
         discard_batch(cur, config.staging_table, batch_id)
         landed = land(cur, config, access, batch_id=batch_id)
-        runlog.register_batch(
+        batches.register_batch(
             cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows,
             max_watermark=landed.max_watermark,
         )
@@ -81,7 +81,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     url = settings.warehouse_url()
     suite_path = settings.expectations_dir() / config.expectation_suite
     with db.transaction(url) as conn, conn.cursor() as cur:
-        batch = runlog.batch_status(cur, batch_id)
+        batch = batches.batch_status(cur, batch_id)
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
@@ -105,14 +105,14 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
             cur, [{**r, "source": config.source, "batch_id": batch_id, "run_id": run_id, "suite": outcome.suite}
                   for r in outcome.results]
         )
-        runlog.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings, data_docs=docs_page)
+        batches.record_batch_checks(cur, batch_id, rows_rejected=rejected, warnings=warnings, data_docs=docs_page)
         counts = {"rows_rejected": rejected, "warnings": warnings}
         if outcome.success:
-            runlog.mark_validated(cur, batch_id)
+            batches.mark_validated(cur, batch_id)
             runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="passed", **counts)
         else:
             message = outcome.failure_message(config.source, batch_id)
-            runlog.quarantine_batch(cur, batch_id, message)
+            batches.quarantine_batch(cur, batch_id, message)
             runlog.update_run(cur, source=config.source, run_id=run_id, quality_outcome="failed", message=message,
                               **counts)
     with db.transaction(url) as conn, conn.cursor() as cur:
@@ -123,10 +123,21 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
 
 
 def merge(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:
-    """Merge the validated batch into core and advance the watermark, in one transaction."""
-    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
-        loaded = merge_batch(cur, config, batch_id, run_id)
-        runlog.update_run(cur, source=config.source, run_id=run_id, rows_loaded=loaded)
+    """Merge the validated batch into core and advance the watermark, in one transaction.
+
+    A merge that fails leaves core and the watermark as they were and marks the batch `failed`
+    with the reason (listed by `make quarantine`, to discard after review); its rows stay in staging.
+    """
+    url = settings.warehouse_url()
+    try:
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            loaded = merge_batch(cur, config, batch_id, run_id)
+            runlog.update_run(cur, source=config.source, run_id=run_id, rows_loaded=loaded)
+    except MergeError as err:
+        with db.transaction(url) as conn, conn.cursor() as cur:
+            if (batches.batch_status(cur, batch_id) or {}).get("status") == "validated":
+                batches.mark_failed(cur, batch_id, str(err))
+        raise
     return {"batch_id": batch_id, "rows_loaded": loaded}
 
 

@@ -8,11 +8,18 @@
 (`make quarantine`, `make release BATCH=... NOTE=...`, `make discard BATCH=... NOTE=...` run these
 on the demo warehouse; the `quarantine_review` DAG runs them from Airflow.)
 
+Batches waiting for review are the quarantined ones (a failed critical check) and the failed
+ones (their merge failed: a value that does not cast, named with its column).
+
 A release goes through the same merge as any validated batch: the upsert, the watermark and the
-batch's file versions move together, then the source's export is refreshed. A discard deletes
-the batch's staged rows and marks its file versions discarded (never loaded again; a corrected
-file is a new version). A discard does not move a watermark: the source still holds those rows,
-and the next run extracts them again, as the source has them then.
+batch's file versions move together, then the source's export is refreshed. The rule for time:
+a release merges only the keys that no later-landed batch has merged since; keys changed since
+are left out (the newer data stays) and the result names how many, with a sample. A release
+never moves a watermark backwards, and a batch holding a key twice cannot be released (discard
+it and ask for a corrected delivery). A discard deletes the batch's staged rows and marks its
+file versions discarded (never loaded again; a corrected file is a new version). A discard does
+not move a watermark: the source still holds those rows, and the next run extracts them again,
+as the source has them then.
 """
 from __future__ import annotations
 
@@ -23,8 +30,8 @@ import os
 import sys
 from typing import Any
 
-from aim import db, pipeline, runlog, settings
-from aim.merge import merge_batch
+from aim import batches, db, pipeline, runlog, settings
+from aim.merge import MergeError, merge_batch, superseded
 from aim.sources import load_source
 from aim.staging import discard_batch
 
@@ -39,13 +46,8 @@ def reviewer() -> str:
 
 
 def quarantined(cur) -> list[dict[str, Any]]:
-    """Every quarantined batch, newest first, with its failure."""
-    cur.execute(
-        "SELECT batch_id, source, run_id, rows_landed, rows_rejected, landed_at, failure FROM ops.batch "
-        "WHERE status = 'quarantined' ORDER BY landed_at DESC"
-    )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    """Every batch waiting for review (quarantined, or its merge failed), newest first, with its failure."""
+    return batches.awaiting_review(cur)
 
 
 def details(cur, batch_id: str) -> dict[str, Any]:
@@ -66,22 +68,14 @@ def details(cur, batch_id: str) -> dict[str, Any]:
     return batch
 
 
-def _quarantined_batch(cur, batch_id: str) -> dict[str, Any]:
-    cur.execute("SELECT source, status FROM ops.batch WHERE batch_id = %s FOR UPDATE", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
+def _batch_for_review(cur, batch_id: str) -> dict[str, Any]:
+    batch = batches.batch_status(cur, batch_id, lock=True)
+    if batch is None:
         raise ReviewError(f"no batch {batch_id} in ops.batch")
-    if row[1] != "quarantined":
-        raise ReviewError(f"batch {batch_id} is {row[1]}, not quarantined: only a quarantined batch is reviewed")
-    return {"source": row[0]}
-
-
-def _review(cur, batch_id: str, status: str, note: str) -> None:
-    cur.execute(
-        "UPDATE ops.batch SET status = %s, reviewed_by = %s, reviewed_at = now(), review_note = %s "
-        "WHERE batch_id = %s",
-        (status, reviewer(), note, batch_id),
-    )
+    if batch["status"] not in batches.AWAITING_REVIEW:
+        raise ReviewError(f"batch {batch_id} is {batch['status']}, not quarantined or failed: "
+                          "only a batch waiting for review is released or discarded")
+    return batch
 
 
 def release(batch_id: str, note: str) -> dict[str, Any]:
@@ -91,17 +85,25 @@ def release(batch_id: str, note: str) -> dict[str, Any]:
     url = settings.warehouse_url()
     run_id = f"release__{batch_id}"
     with db.transaction(url) as conn, conn.cursor() as cur:
-        source = _quarantined_batch(cur, batch_id)["source"]
+        source = _batch_for_review(cur, batch_id)["source"]
         config = load_source(source)
-        _review(cur, batch_id, "validated", note)
+        left_out = superseded(cur, config, batch_id)
+        if left_out.keys:
+            note = (f"{note} [{left_out.keys} key(s) changed since by later batches were left out, "
+                    f"e.g. {left_out.sample}]")
+        batches.mark_reviewed(cur, batch_id, "validated", reviewer=reviewer(), note=note)
         runlog.start_run(cur, source=source, run_id=run_id, dag_id="aim.quarantine", batch_id=batch_id,
                          logical_date=None)
-        loaded = merge_batch(cur, config, batch_id, run_id)
+        try:
+            loaded = merge_batch(cur, config, batch_id, run_id)
+        except MergeError as err:
+            raise ReviewError(f"batch {batch_id} cannot be released: {err}") from err
         runlog.update_run(cur, source=source, run_id=run_id, rows_loaded=loaded, quality_outcome="passed",
                           message=f"released by {reviewer()}: {note}")
     exported = pipeline.export(config, run_id=run_id)
     pipeline.finish_run(config, run_id=run_id)
-    return {"batch_id": batch_id, "source": source, "rows_loaded": loaded, "export": exported}
+    return {"batch_id": batch_id, "source": source, "rows_loaded": loaded, "keys_left_out": left_out.keys,
+            "keys_left_out_sample": left_out.sample, "export": exported}
 
 
 def discard(batch_id: str, note: str) -> dict[str, Any]:
@@ -109,21 +111,20 @@ def discard(batch_id: str, note: str) -> dict[str, Any]:
     if not note.strip():
         raise ReviewError("a discard needs a note saying why")
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
-        source = _quarantined_batch(cur, batch_id)["source"]
+        source = _batch_for_review(cur, batch_id)["source"]
         deleted = discard_batch(cur, load_source(source).staging_table, batch_id)
-        _review(cur, batch_id, "discarded", note)
-        cur.execute("UPDATE ops.source_file SET status = 'discarded' WHERE batch_id = %s", (batch_id,))
+        batches.mark_reviewed(cur, batch_id, "discarded", reviewer=reviewer(), note=note)
     return {"batch_id": batch_id, "source": source, "rows_deleted": deleted}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m aim.quarantine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="quarantined batches, newest first")
+    commands.add_parser("list", help="batches waiting for review (quarantined or failed), newest first")
     show = commands.add_parser("show", help="one batch: its failure, failed checks and samples")
     show.add_argument("batch")
     for name in ("release", "discard"):
-        sub = commands.add_parser(name, help=f"{name} a quarantined batch after review")
+        sub = commands.add_parser(name, help=f"{name} a quarantined or failed batch after review")
         sub.add_argument("batch")
         sub.add_argument("--note", required=True, help="why (kept in ops.batch.review_note)")
     args = parser.parse_args(argv)

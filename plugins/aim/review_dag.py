@@ -21,7 +21,7 @@ def build_review_dag() -> DAG:
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         catchup=False,
         tags=["quality", "ops"],
-        default_args={"owner": "data-platform", "retries": 0},
+        default_args={"owner": "data-platform", "retries": 0, "execution_timeout": dt.timedelta(hours=1)},
         params={
             "batch_id": Param("", type="string", minLength=1, description="the quarantined batch's id"),
             "action": Param("release", enum=["release", "discard"]),

@@ -1,4 +1,4 @@
-"""The run log and batch register in `ops`: what each run did, in the warehouse where IT can query it."""
+"""The run log in `ops`: what each run did, in the warehouse where IT can query it (batches: `aim.batches`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -38,21 +38,6 @@ def update_run(cur, *, source: str, run_id: str, **fields: Any) -> None:
     )
 
 
-def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, max_watermark: str | None) -> None:
-    """Record a batch as landed in staging (a re-landed batch replaces its record)."""
-    cur.execute(
-        """
-        INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed, max_watermark)
-        VALUES (%s, %s, %s, 'landed', %s, %s)
-        ON CONFLICT (batch_id) DO UPDATE
-           SET status = 'landed', rows_landed = EXCLUDED.rows_landed, max_watermark = EXCLUDED.max_watermark,
-               landed_at = now(), merged_at = NULL, failure = NULL,
-               rows_rejected = 0, warnings = 0, data_docs = NULL  -- no checks have run on this landing yet
-        """,
-        (batch_id, source, run_id, rows, max_watermark),
-    )
-
-
 def fail_run(cur, *, source: str, run_id: str, dag_id: str, message: str) -> None:
     """Mark a run failed with `message`, recording it even when it failed before it was logged."""
     cur.execute(
@@ -63,24 +48,6 @@ def fail_run(cur, *, source: str, run_id: str, dag_id: str, message: str) -> Non
         """,
         (source, run_id, dag_id, message),
     )
-
-
-def batch_status(cur, batch_id: str) -> dict[str, Any] | None:
-    """A batch's record as a dict, or None when it was never landed."""
-    cur.execute(
-        "SELECT batch_id, source, run_id, status, rows_landed, max_watermark FROM ops.batch WHERE batch_id = %s",
-        (batch_id,),
-    )
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return dict(zip(("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark"), row))
-
-
-def quarantine_batch(cur, batch_id: str, failure: str) -> None:
-    """Mark a batch quarantined with the reason; its rows stay in staging for review."""
-    cur.execute("UPDATE ops.batch SET status = 'quarantined', failure = %s WHERE batch_id = %s", (failure, batch_id))
-    cur.execute("UPDATE ops.source_file SET status = 'quarantined' WHERE batch_id = %s", (batch_id,))
 
 
 def record_quality_results(cur, rows: list[dict[str, Any]]) -> None:
@@ -102,50 +69,3 @@ def record_quality_results(cur, rows: list[dict[str, Any]]) -> None:
                 "unexpected_sample": Json(row.get("unexpected_sample")),
             },
         )
-
-
-def read_watermark(cur, source: str) -> str | None:
-    """The source's stored watermark (text), or None before its first merge."""
-    cur.execute("SELECT value FROM ops.watermark WHERE source = %s", (source,))
-    row = cur.fetchone()
-    return row[0] if row else None
-
-
-def mark_validated(cur, batch_id: str) -> None:
-    """Mark a landed batch as having passed its critical checks (the only state merge accepts)."""
-    cur.execute("UPDATE ops.batch SET status = 'validated', failure = NULL WHERE batch_id = %s", (batch_id,))
-
-
-def file_version_settled(cur, source: str, file_key: str, sha256: str) -> bool:
-    """True when this exact version (key and content) of a file was merged into core, or discarded
-    after review: either way it is never loaded again."""
-    cur.execute(
-        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s "
-        "AND status IN ('merged', 'discarded')",
-        (source, file_key, sha256),
-    )
-    return cur.fetchone() is not None
-
-
-def register_file(cur, *, source: str, file_key: str, sha256: str, size: int, rows: int, batch_id: str,
-                  extra_columns: list[str] = ()) -> None:
-    """Record a file version as landed in `batch_id` (a version landed before, unmerged, moves to this batch)."""
-    cur.execute(
-        """
-        INSERT INTO ops.source_file (source, file_key, sha256, size_bytes, rows_landed, batch_id, status, extra_columns)
-        VALUES (%s, %s, %s, %s, %s, %s, 'landed', %s)
-        ON CONFLICT (source, file_key, sha256) DO UPDATE
-           SET rows_landed = EXCLUDED.rows_landed, batch_id = EXCLUDED.batch_id, status = 'landed',
-               extra_columns = EXCLUDED.extra_columns
-        """,
-        (source, file_key, sha256, size, rows, batch_id, list(extra_columns)),
-    )
-
-
-def record_batch_checks(cur, batch_id: str, *, rows_rejected: int, warnings: int, data_docs: str | None) -> None:
-    """Record on the batch how many rows row-level rules set aside, how many warnings it had, and
-    where its Data Docs page was published (None: no suite ran on it)."""
-    cur.execute(
-        "UPDATE ops.batch SET rows_rejected = %s, warnings = %s, data_docs = %s WHERE batch_id = %s",
-        (rows_rejected, warnings, data_docs, batch_id),
-    )

@@ -3,41 +3,30 @@
 A file that does not validate raises `SourceConfigError` naming the file, the field and what was
 expected, so the DAG factory can show one clear import error for that source alone.
 
-Three kinds of source, each with its own `extract` block:
-
-- `sql`: a table in any SQLAlchemy database, read incrementally by a watermark column;
-- `file`: CSV, Excel or JSON files in an S3 prefix or a folder, each file loaded once per version;
-- `http`: a paginated JSON API, read incrementally with an `updated since` parameter.
+Each kind of source (`aim.source_kinds`: `sql`, `file`, `http`, ...) brings the model of its own
+`extract` block; everything else here is common to all kinds.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from aim.source_kinds import KINDS, kind_named
+from aim.source_kinds.base import SourceKind, Strict, identifier
+from aim.watermarks import WATERMARK_TYPES
 
 # Warehouse types a source column may be cast to when it moves from staging (text) to core.
 COLUMN_TYPES = {
     "text", "smallint", "integer", "bigint", "numeric", "double precision",
     "boolean", "date", "timestamp", "timestamptz",
 }
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class SourceConfigError(ValueError):
     """A source configuration file that cannot be used, with the file and the reasons."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise ValueError(f"expected a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {value!r}")
-    return value
 
 
 def column_type(value: str) -> str:
@@ -47,7 +36,7 @@ def column_type(value: str) -> str:
     return value
 
 
-class Column(_Strict):
+class Column(Strict):
     """One column as the warehouse keeps it, where it comes from, and its privacy class for exports."""
 
     name: str
@@ -56,7 +45,7 @@ class Column(_Strict):
     privacy: Literal["public", "generalize", "drop"] = "public"
     description: str = ""
 
-    _name = field_validator("name")(_identifier)
+    _name = field_validator("name")(identifier)
     _type = field_validator("type")(column_type)
 
     @property
@@ -64,75 +53,22 @@ class Column(_Strict):
         return self.source or self.name
 
 
-class SqlExtract(_Strict):
-    """Where a `sql` source's rows are and how to pick up only what changed."""
-
-    kind: Literal["sql"] = "sql"
-    table: str = Field(description="schema.table (or table) in the source database")
-    watermark_column: str
-
-    @field_validator("table")
-    @classmethod
-    def _qualified_name(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
-            raise ValueError(f"expected 'schema.table' or 'table' in lower case, got {value!r}")
-        return value
+Extract = Annotated[
+    Union[tuple(kind.extract_model for kind in KINDS.values())],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
 
 
-class FileFormatConfig(_Strict):
-    """How the files are written: CSV, Excel or JSON, and their quirks."""
-
-    kind: Literal["csv", "xlsx", "json"]
-    encoding: str | None = Field(None, description="csv: e.g. utf-8, cp1252; default: UTF-8 (with or without BOM), else cp1252")
-    delimiter: str = ","
-    sheet: str | int | None = None
-    header_row: int | None = Field(None, ge=1)
-    header_rows: int = Field(1, ge=1, le=5)
-    records_path: str | None = None
-
-
-class FileExtract(_Strict):
-    """A drop of files: each new file, and each changed version of a file, is loaded once."""
-
-    kind: Literal["file"] = "file"
-    location: str = Field(
-        description="s3://bucket/prefix, or a folder (relative to the connection's `path` extra when it has one)"
-    )
-    pattern: str = Field("*", description="file name pattern, e.g. cad_incidents_*.csv")
-    format: FileFormatConfig
-
-
-class HttpExtract(_Strict):
-    """A paginated JSON API read incrementally with an `updated since` parameter."""
-
-    kind: Literal["http"] = "http"
-    path: str
-    pagination: Literal["offset", "next_link"] = "offset"
-    page_size: int = Field(500, ge=1, le=10_000)
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-    records_field: str = "results"
-    next_link_field: str = "next"
-    updated_since_param: str | None = "updated_since"
-    watermark_column: str | None = Field(None, description="column whose highest value becomes the next updated_since")
-    timeout_seconds: float = Field(30, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
-
-
-Extract = Annotated[Union[SqlExtract, FileExtract, HttpExtract], Field(discriminator="kind")]
-
-
-class DerivedKey(_Strict):
+class DerivedKey(Strict):
     """A key made from the row's content, for sources that have no id of their own."""
 
     column: str
     from_columns: list[str] = Field(min_length=1)
 
-    _column = field_validator("column")(_identifier)
+    _column = field_validator("column")(identifier)
 
 
-class VolumeCheck(_Strict):
+class VolumeCheck(Strict):
     """Daily row volume against the source's recent history, by a date column.
 
     A day whose rows jump past `spike_factor` times the typical day fails the batch; a day under
@@ -147,22 +83,32 @@ class VolumeCheck(_Strict):
     drop_share: float = Field(0.1, gt=0, lt=1)
 
 
-class Quality(_Strict):
+class BatchSizeCheck(Strict):
+    """A batch much smaller than the source's usual delivery: under `min_share` of the median
+    rows of its last `lookback_batches` merged batches that had rows."""
+
+    min_share: float = Field(0.1, gt=0, lt=1)
+    lookback_batches: int = Field(14, ge=3, le=365)
+    severity: Literal["warning", "critical"] = "warning"
+
+
+class Quality(Strict):
     """Per-source quality gate settings beyond the expectation suite."""
 
     max_rejected_share: float = Field(
         0.01, ge=0, le=1, description="largest share of a batch's rows that row-level rules may set aside"
     )
     volume: VolumeCheck | None = None
+    batch_size: BatchSizeCheck | None = BatchSizeCheck()
 
 
-class SourceConfig(_Strict):
+class SourceConfig(Strict):
     """Everything the platform needs to ingest one departmental source."""
 
     source: str
     department: str
     system: str
-    kind: Literal["sql", "file", "http"]
+    kind: str = Field(description="a registered source kind: " + ", ".join(sorted(KINDS)))
     connection_id: str | None = None
     schedule: str | None
     owner: str
@@ -172,14 +118,16 @@ class SourceConfig(_Strict):
     columns: list[Column] = Field(min_length=1)
     expectation_suite: str
     quality: Quality = Quality()
+    task_timeout_minutes: int = Field(60, ge=1, le=24 * 60, description="each task of a run fails after this long")
     description: str = ""
 
-    _source = field_validator("source")(_identifier)
+    _source = field_validator("source")(identifier)
 
     @model_validator(mode="before")
     @classmethod
     def _extract_kind_from_source_kind(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("extract"), dict) and "kind" in data:
+            kind_named(str(data["kind"]))  # an unknown kind: one message listing the known ones
             data = {**data, "extract": {"kind": data["kind"], **data["extract"]}}
         return data
 
@@ -202,8 +150,13 @@ class SourceConfig(_Strict):
         missing = [k for k in needed if k not in names]
         if missing:
             raise ValueError(f"key / watermark / derived key / volume date name columns not listed in columns: {missing}")
-        if self.kind in ("sql", "http") and not self.connection_id:
+        if watermark and self.column(watermark).type not in WATERMARK_TYPES:
+            raise ValueError(f"extract.watermark_column: {watermark} is {self.column(watermark).type}; "
+                             f"a watermark is a time, one of {list(WATERMARK_TYPES)}")
+        kind = kind_named(self.kind)
+        if kind.needs_connection and not self.connection_id:
             raise ValueError(f"connection_id: a {self.kind} source needs an Airflow connection")
+        kind.validate(self)
         return self
 
     @property
@@ -218,7 +171,13 @@ class SourceConfig(_Strict):
 
     @property
     def watermark_column(self) -> str | None:
+        """The extract's watermark column, for incremental kinds (None for a file drop)."""
         return getattr(self.extract, "watermark_column", None)
+
+    @property
+    def source_kind(self) -> SourceKind:
+        """The registered kind that reads this source."""
+        return kind_named(self.kind)
 
     @property
     def staging_table(self) -> tuple[str, str]:

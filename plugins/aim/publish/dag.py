@@ -31,7 +31,8 @@ def build_publish_dag() -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["publish", "open-data"],
-        default_args={"owner": "open-data-program", "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+        default_args={"owner": "open-data-program", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
+                      "execution_timeout": dt.timedelta(hours=1)},
         doc_md=__doc__,
     ) as dag:
 

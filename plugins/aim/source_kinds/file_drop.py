@@ -1,0 +1,89 @@
+"""`kind: file`: CSV, Excel or JSON files in an S3 prefix or a folder; each version of a file is
+landed once, and a version awaiting review is not landed again with the next batch."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field
+
+from aim.source_kinds.base import Chunk, ExtractRequest, FileVersion, SourceKind, Strict
+
+
+class FileFormatConfig(Strict):
+    """How the files are written: CSV, Excel or JSON, and their quirks."""
+
+    kind: Literal["csv", "xlsx", "json"]
+    encoding: str | None = Field(None, description="csv: e.g. utf-8, cp1252; default: UTF-8 (with or without BOM), else cp1252")
+    delimiter: str = ","
+    sheet: str | int | None = None
+    header_row: int | None = Field(None, ge=1)
+    header_rows: int = Field(1, ge=1, le=5)
+    records_path: str | None = None
+
+
+class FileExtract(Strict):
+    """A drop of files: each new file, and each changed version of a file, is loaded once."""
+
+    kind: Literal["file"] = "file"
+    location: str = Field(
+        description="s3://bucket/prefix, or a folder (relative to the connection's `path` extra when it has one)"
+    )
+    pattern: str = Field("*", description="file name pattern, e.g. cad_incidents_*.csv")
+    format: FileFormatConfig
+
+
+def file_store(extract: FileExtract, conn: Any | None = None):
+    """The drop a file source reads: `s3://bucket/prefix`, or a folder (relative to the connection's `path`)."""
+    from aim.connections import s3_client
+    from aim.extract.filestore import LocalStore, S3Store
+
+    parsed = urlparse(extract.location)
+    if parsed.scheme == "s3":
+        return S3Store(s3_client(conn), parsed.netloc, parsed.path)
+    base = (conn.extra_dejson or {}).get("path") if conn is not None else None
+    folder = Path(extract.location)
+    return LocalStore(folder if folder.is_absolute() or not base else Path(base) / folder)
+
+
+class FileDrop(SourceKind):
+    name = "file"
+    extract_model = FileExtract
+    needs_connection = False
+
+    def describe(self, config) -> str:
+        extract = config.extract
+        return (f"reads {extract.location.rstrip('/')}/{extract.pattern} ({extract.format.kind}), "
+                "each version of a file once")
+
+    def access(self, config, conn: Any | None) -> Any:
+        return file_store(config.extract, conn)
+
+    def chunks(self, config, store: Any, request: ExtractRequest) -> Iterator[Chunk]:
+        from aim.extract.files import FileFormat, ReadReport, read_records
+
+        fmt = config.extract.format
+        file_format = FileFormat(
+            kind=fmt.kind, encoding=fmt.encoding, delimiter=fmt.delimiter, sheet=fmt.sheet,
+            header_row=fmt.header_row, header_rows=fmt.header_rows, records_path=fmt.records_path,
+        )
+        source_columns = [c.source_name for c in config.extracted_columns]
+        with tempfile.TemporaryDirectory(prefix=f"aim-{config.source}-") as scratch:
+            for remote in store.list(config.extract.pattern):
+                local = Path(scratch) / "file"
+                sha256 = store.fetch(remote.key, local)
+                if request.file_known(remote.key, sha256):
+                    local.unlink()
+                    continue
+                report = ReadReport()
+                version = FileVersion(remote.key, sha256, remote.size, lambda report=report: report.extra_columns)
+                yield Chunk([], origin=remote.key, file=version)  # registers the version even when it has no rows
+                for rows in read_records(local, file_format, source_columns, display_name=store.describe(remote.key),
+                                         report=report):
+                    yield Chunk(rows, origin=remote.key, file=version)
+                local.unlink()
+
+
+KIND = FileDrop()

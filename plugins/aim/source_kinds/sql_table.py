@@ -1,0 +1,51 @@
+"""`kind: sql`: a table in any SQLAlchemy database, read incrementally by a watermark column."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Literal
+
+from pydantic import Field, field_validator
+
+from aim.source_kinds.base import IDENTIFIER, Chunk, ExtractRequest, SourceKind, Watermarked
+
+
+class SqlExtract(Watermarked):
+    """Where a `sql` source's rows are and how to pick up only what changed."""
+
+    kind: Literal["sql"] = "sql"
+    table: str = Field(description="schema.table (or table) in the source database")
+
+    @field_validator("table")
+    @classmethod
+    def _qualified_name(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
+            raise ValueError(f"expected 'schema.table' or 'table' in lower case, got {value!r}")
+        return value
+
+
+class SqlTable(SourceKind):
+    name = "sql"
+    extract_model = SqlExtract
+
+    def describe(self, config) -> str:
+        extract = config.extract
+        return (f"reads {extract.table} changed at or after the highest {extract.watermark_column} merged, "
+                f"less {extract.overlap_seconds} s of overlap")
+
+    def access(self, config, conn: Any | None) -> Any:
+        from aim.db import url_from_airflow_connection
+
+        return url_from_airflow_connection(conn)
+
+    def chunks(self, config, access: Any, request: ExtractRequest) -> Iterator[Chunk]:
+        from aim.extract.sql import TableRead
+
+        read = TableRead(
+            access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
+            config.extract.watermark_column, since=request.since,
+        )
+        for rows in read.chunks():
+            yield Chunk(rows)
+
+
+KIND = SqlTable()
