@@ -18,6 +18,7 @@ import psycopg2
 
 from sqlalchemy.engine import make_url
 
+from aim import clock
 from aim_demo.databases import ensure_database, libpq_dsn
 
 DATABASE = "mpd_rms"  # the database name `make demo` uses
@@ -114,7 +115,8 @@ def seed(rms_url: str, wibr: Path = WIBR_CSV) -> int:
 
 def add_incidents(rms_url: str, count: int, now: datetime, prefix: str = "DEMO") -> list[str]:
     """Insert `count` new incidents reported an hour before `now` (Milwaukee wall time; copies of real
-    ones, new numbers), changed at the RMS's own clock time; returns their numbers."""
+    ones, new numbers), changed at the platform's clock time (`aim.clock`, as the RMS's clock agrees
+    with it); returns their numbers."""
     conn = psycopg2.connect(libpq_dsn(rms_url))
     try:
         with conn, conn.cursor() as cur:
@@ -133,11 +135,11 @@ def add_incidents(rms_url: str, count: int, now: datetime, prefix: str = "DEMO")
                 SELECT new_num, date_trunc('second', %(now)s::timestamp - interval '1 hour'), location, weapon_used, ald,
                        nsp, police, tract, ward, zip, rough_x, rough_y, arson, assault_offense, burglary,
                        criminal_damage, homicide, locked_vehicle, robbery, sex_offense, theft, vehicle_theft,
-                       clock_timestamp()
+                       %(changed)s
                 FROM numbered
                 RETURNING incident_num
                 """,
-                {"count": count, "prefix": prefix, "now": now},
+                {"count": count, "prefix": prefix, "now": now, "changed": clock.now()},
             )
             return sorted(r[0] for r in cur.fetchall())
     finally:
@@ -145,7 +147,8 @@ def add_incidents(rms_url: str, count: int, now: datetime, prefix: str = "DEMO")
 
 
 def amend_incidents(rms_url: str, incident_nums: list[str], **changes) -> None:
-    """Change fields of existing incidents as the RMS would, moving their `updated_at` to now."""
+    """Change fields of existing incidents as the RMS would, moving their `updated_at` to now
+    (`aim.clock`), or just past its last change when that is later (a test clock stands still)."""
     allowed = set(COLUMNS.values()) - {"incident_num"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"changes must name RMS columns among {sorted(allowed)}")
@@ -154,9 +157,10 @@ def amend_incidents(rms_url: str, incident_nums: list[str], **changes) -> None:
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
-                f"UPDATE rms.incident SET {assignments}, updated_at = clock_timestamp() "
+                f"UPDATE rms.incident SET {assignments}, "
+                "updated_at = greatest(%(changed)s, updated_at + interval '1 microsecond') "
                 "WHERE incident_num = ANY(%(nums)s)",
-                {**changes, "nums": list(incident_nums)},
+                {**changes, "nums": list(incident_nums), "changed": clock.now()},
             )
             if cur.rowcount != len(set(incident_nums)):
                 raise ValueError(f"expected {len(set(incident_nums))} incidents, updated {cur.rowcount}")

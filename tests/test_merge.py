@@ -421,3 +421,62 @@ def test_the_merge_clears_its_batch_from_staging_and_marks_the_batch_and_its_fil
         "every file version of the batch is marked merged, so it is never loaded again"
     assert held_batch(source.snapshot()) == held_before, \
         "another batch's staged rows, record and file versions are untouched"
+
+
+# --------------------------------------------------------------------------- merges that cannot happen
+
+
+def test_a_value_that_does_not_cast_fails_the_batch_naming_the_column_and_values(source, moments, monkeypatch,
+                                                                                 tmp_path):
+    import yaml
+
+    from aim import pipeline, quarantine
+
+    monkeypatch.setenv("AIM_WAREHOUSE_URL", source.url)
+    monkeypatch.setenv("AIM_SOURCES_DIR", str(tmp_path))  # where the review finds the source's configuration
+    (tmp_path / f"{source.name}.yaml").write_text(yaml.safe_dump(source.config.model_dump(mode="json")))
+    source.merged("first", first_rows(moments), moments["first"])
+    before = source.snapshot()
+    source.stage("bad", [("I-7", "THEFT", "twelve", "2026-06-07", moments["second"]),
+                         ("I-8", "THEFT", "99999999999", "2026-06-08", moments["second"])], origin="incidents_9.csv")
+    source.register("bad", "validated", moments["second"], files=["incidents_9.csv"])
+
+    with pytest.raises(MergeError) as failure:
+        pipeline.merge(source.config, run_id="run_bad", batch_id=source.batch("bad"))
+
+    message = str(failure.value)
+    assert source.name in message and source.batch("bad") in message, "the message names the source and the batch"
+    assert "column units (integer)" in message and "twelve" in message and "99999999999" in message, \
+        f"the message names the column and the values that do not cast: {message}"
+    after = source.snapshot()
+    assert (after["core"], after["watermark"]) == (before["core"], before["watermark"]), \
+        "nothing of the batch reaches core and the watermark stays"
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        waiting = {b["batch_id"]: b for b in quarantine.quarantined(cur)}
+    assert waiting[source.batch("bad")]["status"] == "failed", "a failed merge is listed for review (make quarantine)"
+    assert "twelve" in waiting[source.batch("bad")]["failure"], "with its reason"
+    files = query(source.url, "SELECT status FROM ops.source_file WHERE batch_id = %s", (source.batch("bad"),))
+    assert files == [("failed",)], "its file version carries the batch's status"
+
+    quarantine.discard(source.batch("bad"), "the department re-sends the file with numbers")
+    assert query(source.url, "SELECT status FROM ops.batch WHERE batch_id = %s", (source.batch("bad"),)) == \
+        [("discarded",)], "a failed batch can be discarded after review"
+
+
+def test_a_batch_with_two_rows_for_one_key_and_watermark_is_refused(source, moments):
+    source.stage("twice", [("I-7", "THEFT", "1", "2026-06-07", moments["second"]),
+                           ("I-7", "FRAUD", "2", "2026-06-07", moments["second"])])
+    source.register("twice", "validated", moments["second"])
+
+    with pytest.raises(MergeError, match=r"occur more than once, e\.g\. \[\['I-7'"):
+        source.merge("twice", "run_twice")
+    assert "I-7" not in source.core_rows(), "neither row is merged: which is right is not the platform's to guess"
+
+
+def test_a_record_read_twice_merges_its_latest_version(source, moments):
+    source.stage("edited", [("I-7", "FRAUD", "2", "2026-06-07", moments["second"]),
+                            ("I-7", "THEFT", "1", "2026-06-07", moments["first"])])
+    source.register("edited", "validated", moments["second"])
+
+    assert source.merge("edited", "run_edited") == 1
+    assert source.core_rows()["I-7"]["category"] == "FRAUD", "the version with the latest watermark wins"

@@ -62,6 +62,16 @@ class Police:
         """The stored watermark as the time it is (to compare directions, not just inequality)."""
         return dt.datetime.fromisoformat(self.watermark()[0][0])
 
+    def rows_to_read(self, watermark: dt.datetime) -> int:
+        """Source rows the next run reads: changed at or after the watermark less the overlap window."""
+        since = watermark - dt.timedelta(seconds=self.config.extract.overlap_seconds)
+        return query(self.rms, "SELECT count(*) FROM rms.incident WHERE updated_at >= %s", (since,))[0][0]
+
+    def expected_watermark(self, clock: dt.datetime) -> dt.datetime:
+        """The newest change merged, but never later than the run's start (the test clock) less the skew."""
+        newest = self.query("SELECT max(updated_at) FROM core.mpd_crime_incidents")[0][0]
+        return min(newest, clock - dt.timedelta(seconds=self.config.extract.clock_skew_seconds))
+
     def export_key(self) -> str:
         return f"exports/{LATEST_CSV}"
 
@@ -135,11 +145,13 @@ def test_export_to_s3_is_byte_identical_to_local_export(police, tmp_path, monkey
 
 def test_rerun_changes_nothing(police):
     before = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
+    overlap = police.rows_to_read(police.watermark_time())
 
     state, log = police.run()
 
     assert state == "success", log["message"]
-    assert (log["rows_extracted"], log["rows_loaded"]) == (0, 0)
+    assert (log["rows_extracted"], log["rows_loaded"]) == (overlap, 0), \
+        "a rerun reads only the overlap window behind the watermark again, and changes nothing"
     after = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
     assert after == before
 
@@ -152,14 +164,17 @@ def test_new_and_changed_incidents_move_exactly(police, clock):
     others = "SELECT md5(string_agg(c::text, '|' ORDER BY incident_num)) FROM core.mpd_crime_incidents c " \
              "WHERE NOT incident_num = ANY(%s)"
     others_before = police.query(others, (changed + new,))
+    to_read = police.rows_to_read(watermark_before)
 
     state, log = police.run()
 
     assert state == "success", log["message"]
-    assert (log["rows_extracted"], log["rows_loaded"]) == (15, 15)
+    assert (log["rows_extracted"], log["rows_loaded"]) == (to_read, 15), \
+        "the run reads the 15 changes (and the overlap window behind the watermark) and merges the 15"
     assert police.core_fingerprint()[0] == rows_before + 10
     assert police.watermark_time() > watermark_before, "the watermark moves forward past the changes merged"
-    assert police.watermark_time() == police.query("SELECT max(updated_at) FROM core.mpd_crime_incidents")[0][0]
+    assert police.watermark_time() == police.expected_watermark(clock), \
+        "the watermark is the newest change merged, capped at the run's start less the clock skew allowance"
     assert police.query(
         "SELECT count(*) FROM core.mpd_crime_incidents WHERE incident_num = ANY(%s) AND location = '100 E WELLS ST' "
         "AND _batch_id = %s", (changed, log["batch_id"])
@@ -192,7 +207,8 @@ def test_bad_batch_is_quarantined_untouched_and_merges_once_fixed(police):
     # the batch is quarantined with its rows kept for review, and every result is recorded
     assert police.query("SELECT status FROM ops.batch WHERE batch_id = %s", (log["batch_id"],)) == [("quarantined",)]
     assert police.query(
-        "SELECT count(*) FROM staging.mpd_crime_incidents WHERE _batch_id = %s", (log["batch_id"],)
+        "SELECT count(*) FROM staging.mpd_crime_incidents WHERE _batch_id = %s AND incident_num = ANY(%s)",
+        (log["batch_id"], [bad_district, future]),
     ) == [(2,)]
     failed = police.query(
         "SELECT expectation, column_name FROM ops.quality_result WHERE batch_id = %s AND NOT success "
@@ -212,11 +228,12 @@ def test_bad_batch_is_quarantined_untouched_and_merges_once_fixed(police):
     # the department fixes its records: the next run merges them
     mpd_rms.amend_incidents(police.rms, [bad_district], police=5)
     mpd_rms.amend_incidents(police.rms, [future], reported_at="2023-05-01 12:00:00")
+    to_read = police.rows_to_read(police.watermark_time())
 
     state, log = police.run()
 
     assert state == "success", log["message"]
-    assert (log["rows_extracted"], log["rows_loaded"]) == (2, 2)
+    assert (log["rows_extracted"], log["rows_loaded"]) == (to_read, 2)
     fixed = dict(police.query(
         "SELECT incident_num, (police, reported_at)::text FROM core.mpd_crime_incidents WHERE incident_num = ANY(%s)",
         ([bad_district, future],),

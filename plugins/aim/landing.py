@@ -5,7 +5,8 @@ a file read in chunks, an API page); every chunk goes to `staging.<source>` by C
 the same for every kind: a derived key, when the source has none, is computed from the row's
 content; an incremental source reads from its watermark less the overlap, and its batch's
 candidate watermark is capped at the extraction's start less the clock skew allowance
-(`aim.watermarks`); each file version landed is registered with its batch (`aim.batches`).
+(`aim.watermarks`), and the rows it re-reads exactly as merged are not kept (they were checked,
+or reviewed, when they merged); each file version landed is registered with its batch (`aim.batches`).
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
+from psycopg2 import sql
+
 from aim import batches, clock, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.sources import SourceConfig
 from aim.staging import copy_chunks
+from aim.tables import BATCH_COLUMN, qualified
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,8 @@ log = logging.getLogger(__name__)
 class Landed:
     """What a landing put in staging."""
 
-    rows: int = 0
+    rows: int = 0                  # rows read from the source
+    unchanged: int = 0             # of which re-read exactly as merged (the overlap window): not kept
     max_watermark: str | None = None
     files_landed: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
@@ -94,6 +99,8 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
                               size=version.size, rows=sum(counts), batch_id=batch_id,
                               extra_columns=version.extra_columns())
         landed.files_landed.append(version.key)
+    if window is not None:
+        landed.unchanged = drop_unchanged(cur, config, batch_id)
     if landed.files_skipped:
         log.info("%s: %d file version(s) already merged, discarded or awaiting review, not landed again: %s",
                  config.source, len(landed.files_skipped), ", ".join(landed.files_skipped))
@@ -106,6 +113,31 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
                         "move the watermark, which stays at or below %s", config.source, config.watermark_column,
                         newest, extract.clock_skew_seconds, window.ceiling)
     return landed
+
+
+def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:
+    """Delete from the batch the rows re-read exactly as core holds them (same key, every value
+    equal): the overlap window brings them again, and they were checked, or reviewed, when they
+    merged. Returns rows deleted. A value that does not cast is never taken for unchanged."""
+    def same(column) -> sql.Composable:
+        name = sql.Identifier(column.name)
+        if column.type == "text":
+            return sql.SQL("c.{0} IS NOT DISTINCT FROM s.{0}").format(name)
+        return sql.SQL(
+            "(CASE WHEN s.{0} IS NULL THEN c.{0} IS NULL WHEN ops.casts_to(s.{0}, {1}) THEN c.{0} = s.{0}::{2} "
+            "ELSE false END)"
+        ).format(name, sql.Literal(column.type), sql.SQL(column.type))
+
+    same_key = [sql.SQL("c.{0}::text = s.{0}").format(sql.Identifier(k)) for k in config.key]
+    cur.execute(
+        sql.SQL("DELETE FROM {staging} s USING {core} c WHERE s.{batch} = %(batch_id)s AND {same}").format(
+            staging=qualified(config.staging_table), core=qualified(config.core_table),
+            batch=sql.Identifier(BATCH_COLUMN),
+            same=sql.SQL(" AND ").join([*same_key, *(same(c) for c in config.columns if c.name not in config.key)]),
+        ),
+        {"batch_id": batch_id},
+    )
+    return cur.rowcount
 
 
 def _newest(newest: dt.datetime | None, values: Iterator[Any], column_type: str) -> dt.datetime | None:

@@ -142,7 +142,7 @@ def uncastable(cur, config: SourceConfig, batch_id: str) -> list[tuple[str, str,
         if column.type == "text":
             continue
         name = sql.Identifier(column.name)
-        probe = sql.SQL("SELECT count(*) FROM (SELECT {name}::{type} FROM {staging} WHERE {batch} = %s) AS t").format(
+        probe = sql.SQL("SELECT count({name}::{type}) FROM {staging} WHERE {batch} = %s").format(
             name=name, type=sql.SQL(column.type), staging=qualified(config.staging_table),
             batch=sql.Identifier(BATCH_COLUMN),
         )

@@ -59,11 +59,12 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
         discard_batch(cur, config.staging_table, batch_id)
         landed = land(cur, config, access, batch_id=batch_id)
         batches.register_batch(
-            cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows,
+            cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows - landed.unchanged,
             max_watermark=landed.max_watermark,
         )
         runlog.update_run(cur, source=config.source, run_id=run_id, rows_extracted=landed.rows)
-    return {"batch_id": batch_id, "rows_extracted": landed.rows, "max_watermark": landed.max_watermark,
+    return {"batch_id": batch_id, "rows_extracted": landed.rows, "rows_unchanged": landed.unchanged,
+            "max_watermark": landed.max_watermark,
             "files_landed": landed.files_landed, "files_skipped": landed.files_skipped}
 
 
