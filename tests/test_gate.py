@@ -5,6 +5,9 @@
   `quality.max_rejected_share`; past it nothing moves and `aim:rejected_share` fails (critical).
 - `volume_results`: a day far above history fails, a day far below is a warning, a whole day
   missing older than `still_filling_days` fails, a recent one does not; "today" is `aim.clock`.
+- `batch_size_results` (part of `volume_results` for every source): a batch under `min_share` of
+  the median rows of the source's last merged batches fails with the configured severity; with
+  under 3 such batches it passes, saying there is not enough history; `batch_size: null` turns it off.
 - `file_results`: a file without data rows, and a file with extra columns, are warnings.
 
 Every test has its own warehouse database; the batch is staged with `aim.staging.copy_chunks`
@@ -17,13 +20,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from psycopg2.extras import execute_values
 
 from aim import db, gate
 from aim.extract.filestore import LocalStore
 from aim.landing import land
 from aim.migrations import migrate
-from aim.sources import SourceConfig
+from aim.sources import BatchSizeCheck, SourceConfig, load_source_config
 from aim.staging import copy_chunks
 from aim.tables import ensure_tables
 from aim_demo.databases import query
@@ -61,12 +65,12 @@ SUITE = {
 }
 
 
-def calls_source(*, max_rejected_share: float = 0.01, volume: dict | None = None) -> SourceConfig:
-    """A tiny file source: call id (key), day (date), units (integer), free-text note."""
+def calls_source_raw(*, max_rejected_share: float = 0.01, volume: dict | None = None) -> dict:
+    """A tiny file source, as its YAML would read: call id (key), day (date), units (integer), note."""
     quality: dict = {"max_rejected_share": max_rejected_share}
     if volume is not None:
         quality["volume"] = volume
-    return SourceConfig.model_validate({
+    return {
         "source": SOURCE, "department": "Quality assurance", "system": "test calls", "kind": "file",
         "schedule": None, "owner": "qa",
         "extract": {"location": "calls", "pattern": "calls_*.csv", "format": {"kind": "csv"}},
@@ -79,7 +83,12 @@ def calls_source(*, max_rejected_share: float = 0.01, volume: dict | None = None
         ],
         "expectation_suite": f"{SOURCE}.json",
         "quality": quality,
-    })
+    }
+
+
+def calls_source(*, max_rejected_share: float = 0.01, volume: dict | None = None) -> SourceConfig:
+    """A tiny file source: call id (key), day (date), units (integer), free-text note."""
+    return SourceConfig.model_validate(calls_source_raw(max_rejected_share=max_rejected_share, volume=volume))
 
 
 @pytest.fixture
@@ -269,6 +278,7 @@ def test_a_day_like_history_passes(warehouse, today, pick):
 
     assert {name: r["success"] for name, r in results.items()} == {
         "aim:no_missing_day": True, "aim:daily_volume_spike": True, "aim:daily_volume_drop": True,
+        "aim:batch_size": True,  # no merged batches in ops.batch: not enough history to judge the size
     }, "a day within the range history has seen is neither a spike nor a drop"
 
 
@@ -378,14 +388,202 @@ def test_too_little_history_judges_no_day_by_volume(warehouse, today):
 
     results = volume(warehouse, config, "batch-a")
 
-    assert set(results) == {"aim:no_missing_day"}, "with under a week of history no day is called a spike or a drop"
+    assert set(results) - {"aim:batch_size"} == {"aim:no_missing_day"}, \
+        "with under a week of history no day is called a spike or a drop"
 
 
-def test_a_source_without_a_volume_block_has_no_volume_checks(warehouse, today):
+# ---- batch size against the source's usual delivery ---------------------------------------------
+
+USUAL = [1000, 980, 1020, 1010, 990]  # rows landed by the source's recent merged batches: median 1000
+
+
+def put_batches(url: str, sizes: list[int], *, status: str = "merged", source: str = SOURCE,
+                prefix: str = "old", days_ago: int = 1) -> None:
+    """Batches straight into ops.batch, the last of `sizes` merged most recently (`days_ago` days back)."""
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        for i, rows in enumerate(sizes):
+            age = days_ago + len(sizes) - 1 - i
+            cur.execute(
+                "INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed, landed_at, merged_at) "
+                "VALUES (%s, %s, 'history-run', %s, %s, now() - make_interval(days => %s), "
+                "        CASE WHEN %s = 'merged' THEN now() - make_interval(days => %s) END)",
+                (f"{prefix}-{i}", source, status, rows, age, status, age),
+            )
+
+
+def land_batch(url: str, config: SourceConfig, batch_id: str, n: int, day: dt.date) -> None:
+    """Stage `n` rows and register the batch as landed, as landing does before the gate runs."""
+    stage(url, config, batch_id, day_rows(day, n))
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed) VALUES (%s, %s, %s, 'landed', %s)",
+            (batch_id, config.source, RUN_ID, n),
+        )
+
+
+def with_batch_size(config: SourceConfig, check: BatchSizeCheck | None) -> SourceConfig:
+    return config.model_copy(update={"quality": config.quality.model_copy(update={"batch_size": check})})
+
+
+def batch_size(url: str, config: SourceConfig, batch_id: str) -> dict:
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        results = gate.batch_size_results(cur, config, batch_id=batch_id)
+    assert [r["expectation"] for r in results] == ["aim:batch_size"], "one batch-size result per batch"
+    return results[0]
+
+
+def test_the_default_checks_batch_size_as_a_warning():
+    assert calls_source().quality.batch_size == BatchSizeCheck(min_share=0.1, lookback_batches=14, severity="warning")
+
+
+@pytest.mark.parametrize("rows", [10, 0], ids=["a-sliver", "empty"])
+def test_a_batch_far_below_the_usual_delivery_is_a_warning(warehouse, today, rows):
     config = calls_source()
-    stage(warehouse, config, "batch-a", day_rows(today, 5))
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", rows, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert (check["success"], check["severity"]) == (False, "warning"), \
+        f"{rows} rows against a usual 1000 (under 10% of it) is a failed warning-level check"
+    assert check["observed_value"] == rows, "the observed value is the rows the batch landed"
+    assert "10%" in check["description"] and "1000" in check["description"], \
+        "the description names min_share and the typical rows"
+
+
+def test_a_critical_batch_size_check_fails_the_batch(warehouse, today):
+    config = with_batch_size(calls_source(), BatchSizeCheck(severity="critical"))
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 10, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert (check["success"], check["severity"]) == (False, "critical"), "severity: critical fails the batch"
+
+
+@pytest.mark.parametrize("rows", [900, 100, 5000], ids=["a-quiet-day", "exactly-min-share", "a-big-backfill"])
+def test_a_batch_of_usual_size_or_more_passes(warehouse, today, rows):
+    config = calls_source()
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", rows, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert check["success"] and check["observed_value"] == rows, \
+        "only fewer rows than min_share x the median fails (100 of a usual 1000 at 10% passes)"
+
+
+def test_min_share_is_per_source(warehouse, today):
+    config = with_batch_size(calls_source(), BatchSizeCheck(min_share=0.95))
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 900, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert not check["success"] and "95%" in check["description"], "900 of a usual 1000 is under a 95% minimum"
+
+
+def test_only_the_last_lookback_batches_make_the_usual_size(warehouse, today):
+    config = with_batch_size(calls_source(), BatchSizeCheck(lookback_batches=3))
+    put_batches(warehouse, [1000] * 10, prefix="backfill", days_ago=10)  # long ago: large deliveries
+    put_batches(warehouse, [20, 25, 30], prefix="recent")  # the latest three merged batches: small increments
+    land_batch(warehouse, config, "batch-a", 10, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert check["success"], "the usual size is the median of the last lookback_batches merged batches (25 here)"
+    assert "25" in check["description"]
+
+
+def test_too_little_history_does_not_judge_the_batch_size(warehouse, today):
+    config = calls_source()
+    put_batches(warehouse, [1000, 1000])  # two merged batches: not enough
+    put_batches(warehouse, [1000], status="quarantined", prefix="quarantined")  # never merged: not history
+    put_batches(warehouse, [1000], status="validated", prefix="validated")
+    put_batches(warehouse, [0, 0], prefix="empty", days_ago=5)  # merged, but without rows: not history
+    put_batches(warehouse, USUAL, source="other_source", prefix="other")  # another source's batches
+    land_batch(warehouse, config, "batch-a", 10, today - dt.timedelta(days=1))
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert check["success"], "with under 3 merged batches that had rows, a batch's size is not judged"
+    assert "not enough history" in check["observed_value"] and "2 merged batch" in check["observed_value"], \
+        "the observed value says there was not enough history, and how much there was"
+
+
+def test_the_batch_itself_is_never_its_own_history(warehouse, today):
+    config = calls_source()
+    put_batches(warehouse, [1000, 1000])
+    land_batch(warehouse, config, "batch-a", 1000, today - dt.timedelta(days=1))
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:  # judged again after it was merged
+        cur.execute("UPDATE ops.batch SET status = 'merged', merged_at = now() WHERE batch_id = 'batch-a'")
+
+    check = batch_size(warehouse, config, "batch-a")
+
+    assert "not enough history" in check["observed_value"], "two other merged batches: the batch itself is no third"
+
+
+def test_the_rows_landed_are_ops_batch_rows_landed(warehouse, today):
+    config = calls_source()
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 900, today - dt.timedelta(days=1))
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:  # rows set aside leave staging, not the count
+        cur.execute("DELETE FROM staging.qa_calls WHERE _batch_id = 'batch-a'")
+    stage(warehouse, config, "batch-b", day_rows(today, 30, prefix="unregistered"))  # never registered in ops.batch
+
+    assert batch_size(warehouse, config, "batch-a")["observed_value"] == 900, \
+        "the batch is judged by the rows it landed (ops.batch.rows_landed), not what remains in staging"
+    assert batch_size(warehouse, config, "batch-b")["observed_value"] == 30, \
+        "a batch not registered in ops.batch is judged by its rows in staging"
+
+
+def test_a_source_without_a_volume_block_gets_the_batch_size_check_only(warehouse, today):
+    config = calls_source()
+    assert config.quality.volume is None
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 10, today)
+
+    results = volume(warehouse, config, "batch-a")
+
+    assert set(results) == {"aim:batch_size"}, "every source gets the batch-size check; daily checks need `volume`"
+    assert (results["aim:batch_size"]["success"], results["aim:batch_size"]["severity"]) == (False, "warning")
+
+
+@pytest.mark.clock
+def test_a_source_with_a_volume_block_gets_both(warehouse, today):
+    config = calls_source(volume=VOLUME)
+    day = today - dt.timedelta(days=5)
+    put_core(warehouse, config, history_counts(day))
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 50, day)
+
+    results = volume(warehouse, config, "batch-a")
+
+    assert set(results) == {"aim:batch_size", "aim:no_missing_day", "aim:daily_volume_spike",
+                            "aim:daily_volume_drop"}
+    assert not results["aim:batch_size"]["success"] and results["aim:daily_volume_drop"]["success"], \
+        "50 rows is a usual day but a small batch: the checks judge different things"
+
+
+@pytest.mark.clock
+@pytest.mark.parametrize("with_volume", [False, True], ids=["no-volume-block", "volume-block"])
+def test_batch_size_null_in_the_config_turns_the_check_off(warehouse, tmp_path, today, with_volume):
+    raw = calls_source_raw(volume=VOLUME if with_volume else None)
+    raw["quality"]["batch_size"] = None
+    path = tmp_path / f"{SOURCE}.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert "batch_size: null" in path.read_text(encoding="utf-8")
+    config = load_source_config(path)
+    put_batches(warehouse, USUAL)
+    land_batch(warehouse, config, "batch-a", 10, today - dt.timedelta(days=5))
+
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
-        assert gate.volume_results(cur, config, batch_id="batch-a") == []
+        assert gate.batch_size_results(cur, config, batch_id="batch-a") == []
+        results = gate.volume_results(cur, config, batch_id="batch-a")
+
+    assert "aim:batch_size" not in {r["expectation"] for r in results}, "batch_size: null turns the check off"
+    if not with_volume:
+        assert results == [], "with neither block a source has no volume checks"
 
 
 # ---- files of the batch -------------------------------------------------------------------------

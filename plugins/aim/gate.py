@@ -7,9 +7,11 @@ as long as all of them together stay within the source's `quality.max_rejected_s
 nothing moves, the rules fail in the suite like any critical check, and the batch is quarantined
 whole.
 
-Volume checks compare each day of the batch with the source's recent days in core (see
-`sources.VolumeCheck`). Every result has the shape of a suite result, so `ops.quality_result`
-holds both.
+Volume checks: every source (unless its `quality.batch_size` is null) has `aim:batch_size`, the
+rows the batch landed against the median of the source's last merged batches that had rows (see
+`sources.BatchSizeCheck`); a source with `quality.volume` also has the daily checks, each day of
+the batch against the source's recent days in core (see `sources.VolumeCheck`). Every result has
+the shape of a suite result, so `ops.quality_result` holds both.
 """
 from __future__ import annotations
 
@@ -113,11 +115,79 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
     return len(ids), results
 
 
+BATCH_SIZE_MIN_HISTORY = 3  # merged batches with rows needed before a batch's size is judged
+
+
+def _rows_landed(cur, config: SourceConfig, batch_id: str) -> int:
+    """The rows the batch landed: `ops.batch.rows_landed`, registered by landing before the gate
+    runs; for a batch never registered, its rows in staging plus those row-level rules set aside."""
+    cur.execute("SELECT rows_landed FROM ops.batch WHERE batch_id = %s", (batch_id,))
+    row = cur.fetchone()
+    if row is not None:
+        return row[0]
+    cur.execute(
+        sql.SQL("SELECT (SELECT count(*) FROM {} WHERE {} = %(batch_id)s) "
+                "+ (SELECT count(*) FROM ops.rejected_row WHERE batch_id = %(batch_id)s)").format(
+            qualified(config.staging_table), sql.Identifier(BATCH_COLUMN)),
+        {"batch_id": batch_id},
+    )
+    return cur.fetchone()[0]
+
+
+def batch_size_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
+    """The batch's size against the source's usual delivery (`quality.batch_size`): one
+    `aim:batch_size` result, or none when the source's `batch_size` is null.
+
+    The batch fails (with the configured severity, a warning by default) when it landed fewer rows
+    than `min_share` times the median `rows_landed` of the source's last `lookback_batches` merged
+    batches that had rows (latest `merged_at` first; the batch itself never counts). A batch of 0
+    rows is judged like any other. With fewer than `BATCH_SIZE_MIN_HISTORY` (3) such batches there
+    is not enough history: the result is kept, and passes, with an observed value that says so
+    (text) instead of the rows landed (a number), so `ops.quality_result` shows the check was not
+    judged rather than omitting it.
+    """
+    check = config.quality.batch_size
+    if check is None:
+        return []
+    rows = _rows_landed(cur, config, batch_id)
+    cur.execute(
+        """
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY rows_landed), count(*) FROM (
+            SELECT rows_landed FROM ops.batch
+            WHERE source = %(source)s AND status = 'merged' AND rows_landed > 0 AND batch_id <> %(batch_id)s
+            ORDER BY merged_at DESC NULLS LAST, landed_at DESC, batch_id DESC
+            LIMIT %(lookback)s
+        ) AS recent
+        """,
+        {"source": config.source, "batch_id": batch_id, "lookback": check.lookback_batches},
+    )
+    typical, history = cur.fetchone()
+    if history < BATCH_SIZE_MIN_HISTORY:
+        return [_result(
+            "aim:batch_size",
+            f"the batch has at least {check.min_share * 100:g}% of the typical rows of the source's last "
+            f"{check.lookback_batches} merged batches (not judged: not enough history)",
+            success=True, severity=check.severity,
+            observed=f"{rows} rows; not enough history: {history} merged batch(es) with rows, "
+                     f"{BATCH_SIZE_MIN_HISTORY} needed",
+        )]
+    floor = check.min_share * typical
+    return [_result(
+        "aim:batch_size",
+        f"the batch has at least {check.min_share * 100:g}% of the typical {typical:g} rows "
+        f"(median of the last {history} merged batches): {floor:g} rows",
+        success=rows >= floor, severity=check.severity, observed=rows,
+    )]
+
+
 def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
-    """Day-by-day volume of the batch (with the rows core keeps for the same days) against history."""
+    """The batch's volume checks: its size against the source's usual batch (`batch_size_results`,
+    every source whose `quality.batch_size` is set), then, for a source with `quality.volume`,
+    day-by-day volume of the batch (with the rows core keeps for the same days) against history."""
+    results = batch_size_results(cur, config, batch_id=batch_id)
     volume = config.quality.volume
     if volume is None:
-        return []
+        return results
     # the staged text may not parse (rows past the reject limit stay in the batch): such a day is NULL, not an error
     day_of = sql.SQL("ops.try_timestamp({})::date").format(sql.Identifier(volume.date_column))
     staged_key = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.Identifier(k) for k in config.key))
@@ -167,11 +237,11 @@ def volume_results(cur, config: SourceConfig, *, batch_id: str) -> list[dict]:
     )
     typical, history_days, days, missing = cur.fetchone()
     column = volume.date_column
-    results = [_result(
+    results.append(_result(
         "aim:no_missing_day", f"no whole day without rows in {column} (older than {volume.still_filling_days} days)",
         success=not missing, severity="critical", observed=len(missing), unexpected=len(missing),
         sample=missing[:10], column=column,
-    )]
+    ))
     if not typical or history_days < 7:  # not enough history to judge a day's volume
         return results
     spikes = [[d, n] for d, n in days if n > volume.spike_factor * typical]
