@@ -123,3 +123,25 @@ def test_a_review_needs_a_quarantined_batch_and_a_note(review):
         quarantine.discard(f"no-such-batch-{uuid.uuid4().hex[:6]}", "why")
     with pytest.raises(quarantine.ReviewError, match="needs a note"):
         quarantine.release("anything", "  ")
+
+
+def test_a_release_after_a_newer_batch_merged_leaves_the_newer_data(review):
+    incident = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[303:304])[0]
+    mpd_rms.amend_incidents(review.rms, [incident], police=9)  # not a district: the batch is quarantined
+    state, stale = review.ingest()
+    assert state == "failed"
+    mpd_rms.amend_incidents(review.rms, [incident], police=3)  # MPD corrects the record: the next run merges it
+    assert review.ingest()[0] == "success"
+    watermark = review.watermark_time()
+
+    result = quarantine.release(stale, "released after the correction, by mistake")
+
+    assert (result["rows_loaded"], result["keys_left_out"]) == (0, 1), \
+        "the key a later batch merged is left out of the release, and said so"
+    assert result["keys_left_out_sample"] == [[incident]]
+    assert review.query("SELECT police FROM core.mpd_crime_incidents WHERE incident_num = %s", (incident,)) == [(3,)], \
+        "the newer data stays in core"
+    assert review.exported_police(incident) == "3", "and in the export"
+    assert review.watermark_time() == watermark, "a release never moves the watermark back"
+    (note,) = review.query("SELECT review_note FROM ops.batch WHERE batch_id = %s", (stale,))[0]
+    assert "1 key(s) changed since by later batches were left out" in note, "the batch's record says what was left out"
