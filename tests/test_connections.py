@@ -332,9 +332,7 @@ def _access_for(kind: str, s3_server, tmp_path):
 
 @pytest.mark.parametrize("kind", [
     "sql", "s3", "folder",
-    pytest.param("http", marks=pytest.mark.xfail(
-        strict=True, reason="bug: http_base returns the bearer token in a plain dict, so the repr/str of what "
-                            "source_access returns for an http source shows the connection's password")),
+    "http",
 ])
 def test_credentials_never_show_in_what_source_access_returns(kind, s3_server, tmp_path):
     config, conn, secrets = _access_for(kind, s3_server, tmp_path)
@@ -346,9 +344,6 @@ def test_credentials_never_show_in_what_source_access_returns(kind, s3_server, t
         assert secret not in text, f"{kind}: a credential shows in the repr/str of what source_access returns"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: source_access does not check the connection type against the "
-                                       "source kind (file and http accept any type), and the sql error names "
-                                       "the connection but not the source")
 @pytest.mark.parametrize("kind, wrong_type", [("sql", "aws"), ("s3", "postgres"), ("folder", "aws"), ("http", "fs")])
 def test_a_wrong_connection_type_is_refused_naming_the_connection_and_the_source(kind, wrong_type, s3_server, tmp_path):
     config, conn, secrets = _access_for(kind, s3_server, tmp_path)

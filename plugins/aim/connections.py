@@ -30,5 +30,11 @@ def s3_client(conn: Any | None = None):
 
 def source_access(config: SourceConfig, conn: Any | None) -> Any:
     """What the source's extractor needs, from its Airflow connection (None when it has none):
-    the source kind's `access` (see `aim.source_kinds`)."""
-    return config.source_kind.access(config, conn)
+    the source kind's `access` (see `aim.source_kinds`). A connection of a type the kind cannot
+    use is refused with a message naming the source and the connection (never its secrets)."""
+    kind = config.source_kind
+    accepted = kind.connection_types(config)
+    if conn is not None and accepted and (conn.conn_type or "").lower() not in accepted:
+        raise ValueError(f"source {config.source}: connection {conn.conn_id!r} has type {conn.conn_type!r}; "
+                         f"a {kind.name} source like this one takes a connection of type {' or '.join(accepted)}")
+    return kind.access(config, conn)

@@ -19,6 +19,7 @@ _DRIVERS = {
     "mssql": "mssql+pymssql",
     "sqlite": "sqlite",
 }
+SQL_CONNECTION_TYPES = tuple(sorted(_DRIVERS))  # Airflow connection types a `sql` source can read through
 
 
 def normalize_url(url: str | URL) -> URL:

@@ -87,6 +87,10 @@ class SourceKind(ABC):
     extract_model: ClassVar[type[Strict]]
     needs_connection: ClassVar[bool] = True
 
+    def connection_types(self, config: "SourceConfig") -> tuple[str, ...]:
+        """The Airflow connection types this source's connection may have (empty: any)."""
+        return ()
+
     def validate(self, config: "SourceConfig") -> None:
         """Raise ValueError when the rest of the source's configuration does not suit this kind."""
 

@@ -58,6 +58,9 @@ class FileDrop(SourceKind):
         return (f"reads {extract.location.rstrip('/')}/{extract.pattern} ({extract.format.kind}), "
                 "each version of a file once")
 
+    def connection_types(self, config) -> tuple[str, ...]:
+        return ("aws",) if urlparse(config.extract.location).scheme == "s3" else ("fs",)
+
     def access(self, config, conn: Any | None) -> Any:
         return file_store(config.extract, conn)
 

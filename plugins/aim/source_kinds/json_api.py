@@ -1,7 +1,7 @@
 """`kind: http`: a JSON web API read incrementally, page by page, by keyset or the API's cursor."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -43,7 +43,19 @@ class HttpExtract(Watermarked):
         return data
 
 
-def http_base(conn: Any) -> tuple[str, dict[str, str]]:
+class HttpAccess(NamedTuple):
+    """Base URL and request headers; its repr masks the header values (they carry credentials)."""
+
+    base_url: str
+    headers: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"HttpAccess(base_url={self.base_url!r}, headers={{{', '.join(f'{k!r}: ***' for k in self.headers)}}})"
+
+    __str__ = __repr__
+
+
+def http_base(conn: Any) -> HttpAccess:
     """Base URL and request headers for an `http` connection.
 
     The URL is `schema://host:port` (schema defaults to http; a host given with its scheme is
@@ -60,7 +72,7 @@ def http_base(conn: Any) -> tuple[str, dict[str, str]]:
     headers = dict(extra.get("headers") or {})
     if conn.password and "Authorization" not in headers:
         headers["Authorization"] = f"Bearer {conn.password}"
-    return base, headers
+    return HttpAccess(base, headers)
 
 
 class JsonApi(SourceKind):
@@ -76,6 +88,9 @@ class JsonApi(SourceKind):
         extract = config.extract
         return (f"reads {extract.path} page by page ({extract.pagination}), records with {extract.watermark_column} "
                 f"at or after the highest merged, less {extract.overlap_seconds} s of overlap")
+
+    def connection_types(self, config) -> tuple[str, ...]:
+        return ("http",)
 
     def access(self, config, conn: Any | None) -> Any:
         return http_base(conn)

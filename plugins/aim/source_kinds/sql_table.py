@@ -32,6 +32,11 @@ class SqlTable(SourceKind):
         return (f"reads {extract.table} changed at or after the highest {extract.watermark_column} merged, "
                 f"less {extract.overlap_seconds} s of overlap")
 
+    def connection_types(self, config) -> tuple[str, ...]:
+        from aim.db import SQL_CONNECTION_TYPES
+
+        return SQL_CONNECTION_TYPES
+
     def access(self, config, conn: Any | None) -> Any:
         from aim.db import url_from_airflow_connection
 
