@@ -3,6 +3,11 @@
 - `validate_batch` runs the suite on the batch alone; each result carries its GX severity:
   a failed `critical` expectation blocks (`ValidationOutcome.success` false), a failed `warning`
   is listed in `warnings` and the batch goes on; an expectation that errors counts as failed.
+- The suite is the checks generated from the source's configuration (`aim.generated_checks`:
+  columns exist, key not null and unique, every typed column casts, the watermark is not in the
+  future) followed by the suite file's business rules (`suite_expectations`).
+- `ops.casts_to` (migration 0016), which the cast checks use, agrees with PostgreSQL's own cast,
+  the merge's, on a corpus of good and bad values of every column type.
 - `ValidationOutcome.failure_message` names the source, the batch and every failed critical
   expectation with sample values, and nothing that only warned.
 - A suite file that cannot be used raises `SuiteError` naming the file.
@@ -13,18 +18,23 @@ warehouse database, each staging and validating batches of its own (unique batch
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
 
+import psycopg2
 import pytest
 
-from aim import db, quality
+from aim import db, gate, quality
+from aim.generated_checks import generated_expectations, suite_expectations
+from aim.merge import merge_statement
 from aim.migrations import migrate
 from aim.settings import sources_dir
 from aim.sources import SourceConfig, load_source_config
 from aim.staging import copy_chunks
 from aim.tables import ensure_tables
+from aim_demo.databases import query
 
 SOURCE = "qa_hydrants"
 CONFIG = SourceConfig.model_validate({
@@ -45,10 +55,12 @@ DISTRICT = {"type": "expect_column_values_to_be_in_set", "description": "alderma
             "severity": "critical", "kwargs": {"column": "ald", "value_set": [str(n) for n in range(1, 16)]}}
 PRESSURE = {"type": "expect_column_values_to_be_in_set", "description": "usual pressure readings",
             "severity": "warning", "kwargs": {"column": "pressure", "value_set": ["40", "50", "60"]}}
-PARSES = {"type": "unexpected_rows_expectation", "description": "inspected_on parses as a date",
-          "severity": "critical", "kwargs": {"unexpected_rows_query":
-                                             "SELECT * FROM {batch} WHERE ops.try_timestamp(inspected_on) IS NULL"}}
+NOT_FUTURE = {"type": "unexpected_rows_expectation", "description": "inspected_on is not in the future",
+              "severity": "critical", "kwargs": {"unexpected_rows_query":
+                                                 "SELECT * FROM {batch} WHERE ops.try_timestamp(inspected_on) > "
+                                                 "ops.local_now()"}}
 GOOD = [("H-1", "3", "2026-06-01", "50"), ("H-2", "15", "2026-06-02", "60"), ("H-3", "7", "2026-06-03", "40")]
+GENERATED = len(generated_expectations(CONFIG))  # 4 columns exist, key not null, key unique, 3 casts
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +104,7 @@ def kinds(results: list[dict]) -> list[tuple]:
 
 
 def test_a_failed_critical_expectation_blocks_and_a_failed_warning_does_not(warehouse, suites, batch):
-    write_suite(suites, UNIQUE, DISTRICT, PRESSURE)
+    write_suite(suites, DISTRICT, PRESSURE)  # the key's uniqueness is generated from the configuration
     blocked_id, warned_id = batch("blocked"), batch("warned")
     stage(warehouse, blocked_id, GOOD + [("H-1", "3", "2026-06-04", "55")])  # H-1 twice, and an unusual pressure
     stage(warehouse, warned_id, GOOD + [("H-4", "3", "2026-06-04", "55")])  # only the unusual pressure
@@ -101,7 +113,8 @@ def test_a_failed_critical_expectation_blocks_and_a_failed_warning_does_not(ware
     warned = quality.validate_batch(warehouse, CONFIG, batch_id=warned_id)
 
     assert not blocked.success, "a failed critical expectation blocks the batch"
-    assert kinds(blocked.failed_critical) == [("expect_column_values_to_be_unique", "hydrant_id")]
+    assert kinds(blocked.failed_critical) == [("expect_column_values_to_be_unique", "hydrant_id")], \
+        "the duplicate key fails the generated uniqueness check, once"
     assert kinds(blocked.warnings) == [("expect_column_values_to_be_in_set", "pressure")], \
         "a failed warning is listed apart from the critical failures"
     assert warned.success, "a batch whose only failures are warnings goes on"
@@ -109,12 +122,12 @@ def test_a_failed_critical_expectation_blocks_and_a_failed_warning_does_not(ware
     (warning,) = warned.warnings
     assert (warning["severity"], warning["unexpected_count"], warning["unexpected_sample"]) == ("warning", 1, ["55"]), \
         "a warning is recorded with its count and the offending values"
-    assert len(warned.results) == 3 and all(r["success"] for r in warned.results if r is not warning), \
-        "every expectation of the suite has a result"
+    assert len(warned.results) == GENERATED + 2 and all(r["success"] for r in warned.results if r is not warning), \
+        "every expectation of the suite, generated and written, has a result"
 
 
 def test_only_the_batch_is_validated(warehouse, suites, batch):
-    write_suite(suites, UNIQUE, DISTRICT)
+    write_suite(suites, DISTRICT)
     older, newer = batch("older"), batch("newer")
     stage(warehouse, older, [("H-1", "99", "2026-06-01", "50"), ("H-1", "99", "2026-06-01", "50")])
     stage(warehouse, newer, GOOD)
@@ -126,9 +139,9 @@ def test_only_the_batch_is_validated(warehouse, suites, batch):
 
 
 def test_the_failure_message_names_source_batch_each_critical_failure_and_samples(warehouse, suites, batch):
-    write_suite(suites, UNIQUE, DISTRICT, PRESSURE, PARSES)
+    write_suite(suites, DISTRICT, PRESSURE, NOT_FUTURE)
     bad = batch("bad")
-    stage(warehouse, bad, GOOD + [("H-1", "99", "2026-06-04", "55"), ("H-9", "3", "June 5th", "50")])
+    stage(warehouse, bad, GOOD + [("H-1", "99", "2026-06-04", "55"), ("H-9", "3", "2030-06-05", "50")])
 
     outcome = quality.validate_batch(warehouse, CONFIG, batch_id=bad)
     message = outcome.failure_message(SOURCE, bad)
@@ -139,7 +152,7 @@ def test_the_failure_message_names_source_batch_each_critical_failure_and_sample
         "a duplicate key is named with its column and sample value"
     assert "expect_column_values_to_be_in_set on ald (aldermanic districts 1-15)" in message and '"99"' in message, \
         "an unexpected district is named with its column, description and sample value"
-    assert "unexpected_rows_expectation (inspected_on parses as a date): 1 unexpected" in message, \
+    assert "unexpected_rows_expectation (inspected_on is not in the future): 1 unexpected" in message, \
         "a row rule is named by its description and count"
     assert "pressure" not in message and "usual pressure readings" not in message, \
         "a failed warning is not part of the failure message"
@@ -150,14 +163,14 @@ def test_the_failure_message_names_source_batch_each_critical_failure_and_sample
     "unexpected_rows_expectation's offending rows (details.unexpected_rows) only for COMPLETE: _sample's fallback "
     "(line 100) never sees them, so these checks have no sample in ops.quality_result or in the failure message"))
 def test_a_failed_row_rule_carries_sample_rows(warehouse, suites, batch):
-    write_suite(suites, PARSES)
+    write_suite(suites, NOT_FUTURE)
     bad = batch("bad")
-    stage(warehouse, bad, GOOD + [("H-9", "3", "June 5th", "50")])
+    stage(warehouse, bad, GOOD + [("H-9", "3", "2030-06-05", "50")])
 
     (result,) = quality.validate_batch(warehouse, CONFIG, batch_id=bad).failed_critical
 
     assert result["unexpected_sample"], "a failed critical check has sample values (docs/quality.md: with samples)"
-    assert "June 5th" in json.dumps(result["unexpected_sample"])
+    assert "2030-06-05" in json.dumps(result["unexpected_sample"])
 
 
 @pytest.mark.parametrize("broken", [
@@ -166,7 +179,7 @@ def test_a_failed_row_rule_carries_sample_rows(warehouse, suites, batch):
      "kwargs": {"unexpected_rows_query": "SELECT * FROM {batch} WHERE no_such_column = 1"}},
 ], ids=["missing-column", "bad-sql"])
 def test_an_expectation_that_errors_counts_as_failed(warehouse, suites, batch, broken):
-    write_suite(suites, UNIQUE, broken)
+    write_suite(suites, DISTRICT, broken)
     batch_id = batch("b")
     stage(warehouse, batch_id, GOOD)
 
@@ -235,9 +248,12 @@ def test_a_suite_that_cannot_be_used_is_a_suite_error_naming_the_file(warehouse,
 
 
 def test_a_usable_suite_loads_every_expectation(suites):
-    path = write_suite(suites, UNIQUE, DISTRICT, PRESSURE, PARSES)
+    path = write_suite(suites, UNIQUE, DISTRICT, PRESSURE, NOT_FUTURE)
     suite = quality.load_suite(path)
-    assert (suite.name, len(suite.expectations)) == (SOURCE, 4)
+    assert (suite.name, len(suite.expectations)) == (SOURCE, 4), "load_suite is the file as written"
+    built = quality.build_suite(CONFIG, path)
+    assert (built.name, len(built.expectations)) == (SOURCE, GENERATED + 4), \
+        "the suite a batch is validated with is the generated checks and then the file's"
 
 
 # ---- a real suite --------------------------------------------------------------------------------
@@ -254,12 +270,277 @@ def test_the_real_lead_testing_suite_blocks_a_zip_code_outside_milwaukee(warehou
     bad = quality.validate_batch(warehouse, config, batch_id=bad_id)
 
     assert good.success and good.failed_critical == [], "a month of valid counts passes the real suite"
-    assert len(good.results) == len(json.loads((Path(__file__).parents[1] / "expectations/mhd_lead_tests.json")
-                                               .read_text(encoding="utf-8"))["expectations"]), \
-        "every expectation of the real suite is evaluated"
+    suite_file = Path(__file__).parents[1] / "expectations/mhd_lead_tests.json"
+    assert len(good.results) == len(suite_expectations(config, suite_file)) \
+        == len(generated_expectations(config)) + len(json.loads(suite_file.read_text(encoding="utf-8"))["expectations"]), \
+        "every expectation of the real suite, and every check generated for the source, is evaluated"
     assert [(r["expectation"], r["column_name"], r["unexpected_sample"]) for r in bad.failed_critical] == [
         ("expect_column_values_to_be_in_set", "zip", ["60601"])
     ], "a Chicago ZIP code fails the critical Milwaukee ZIP code check, with the value as sample"
     pages = list((tmp_path / "docs" / "validations").rglob("*.html"))
     assert len(pages) == 1 and good_id in pages[0].name, \
         "with data_docs, the validation's Data Docs page is built there"
+
+
+# ---- checks generated from the configuration -----------------------------------------------------
+
+METERS = "qa_meters"
+ALLOWANCE = 300
+
+
+def meters_source(*, future_rows: str = "reject", clock_skew_seconds: int = ALLOWANCE,
+                  key: tuple[str, ...] = ("meter_id",), max_rejected_share: float = 0.01) -> SourceConfig:
+    """A database source read by a watermark, with a column of most types the merge casts to."""
+    return SourceConfig.model_validate({
+        "source": METERS, "department": "Quality assurance", "system": "water meter readings", "kind": "sql",
+        "connection_id": "qa_meters_db", "schedule": None, "owner": "qa",
+        "extract": {"table": "meters.reading", "watermark_column": "updated_at",
+                    "clock_skew_seconds": clock_skew_seconds, "future_rows": future_rows},
+        "key": list(key),
+        "columns": [
+            {"name": "meter_id"},
+            {"name": "read_at", "type": "timestamp"},
+            {"name": "ward", "type": "smallint"},
+            {"name": "active", "type": "boolean"},
+            {"name": "reading", "type": "numeric"},
+            {"name": "updated_at", "type": "timestamptz"},
+        ],
+        "expectation_suite": f"{METERS}.json",
+        "quality": {"max_rejected_share": max_rejected_share},
+    })
+
+
+def meter_rows(n: int, clock: dt.datetime, prefix: str = "M") -> list[list]:
+    """`n` readings that pass every generated check; the last one's watermark is ahead of the
+    clock, but within the allowance (200 s of 300 s)."""
+    rows = [[f"{prefix}-{i}", f"2026-06-{1 + i % 28:02d} 0{i % 10}:15:00", str(1 + i % 15), "t" if i % 2 else "no",
+             f"{i}.5", (clock - dt.timedelta(hours=1)).isoformat()] for i in range(n)]
+    rows[-1][5] = (clock + dt.timedelta(seconds=200)).isoformat()
+    return rows
+
+
+def meters_suite(folder: Path, *expectations: dict) -> Path:
+    path = folder / f"{METERS}.json"
+    path.write_text(json.dumps({"name": METERS, "expectations": list(expectations)}), encoding="utf-8")
+    return path
+
+
+def failed(outcome: quality.ValidationOutcome) -> list[str]:
+    """The failed critical checks by what they say: the description, else the expectation and column."""
+    return sorted(r["description"] or f"{r['expectation']} on {r['column_name']}" for r in outcome.failed_critical)
+
+
+def row_rules(config: SourceConfig, suite_path: Path) -> list[gate.RowRule]:
+    """The row-level reject rules of the source's whole suite, generated ones first (what the gate
+    takes from `suite_expectations`: the rules marked meta.reject_rows)."""
+    return [gate.RowRule(e["description"], e["kwargs"]["unexpected_rows_query"])
+            for e in suite_expectations(config, suite_path) if (e.get("meta") or {}).get("reject_rows")]
+
+
+def with_value(rows: list[list], at: int, column: str, value) -> list[list]:
+    changed = [list(r) for r in rows]
+    changed[at][[c.name for c in meters_source().columns].index(column)] = value
+    return changed
+
+
+@pytest.mark.parametrize("column, value, rule", [
+    ("read_at", "2026-06-31 10:00", "read_at casts to timestamp"),
+    ("read_at", "yesterday at noon", "read_at casts to timestamp"),
+    ("ward", "40000", "ward casts to smallint"),
+    ("ward", "3.0", "ward casts to smallint"),
+    ("active", "maybe", "active casts to boolean"),
+    ("reading", "12,5", "reading casts to numeric"),
+    ("updated_at", "2026-06-17 10:15 Mars/Olympus", "updated_at casts to timestamptz"),
+    ("meter_id", None, "expect_column_values_to_not_be_null on meter_id"),
+    ("meter_id", "M-0", "the key (meter_id, updated_at) is unique in the batch (comparing updated_at as timestamptz, "
+                        "as the merge does)"),  # the first row's key again, at the same watermark
+    ("updated_at", "+400 s", f"updated_at is not later than now + {ALLOWANCE} s (clock skew allowance)"),
+], ids=["bad-timestamp", "no-such-time", "smallint-out-of-range", "smallint-with-decimals", "bad-boolean",
+        "decimal-comma", "unknown-time-zone", "null-key", "duplicate-key", "future-watermark"])
+def test_the_generated_checks_catch_what_would_stop_the_merge(warehouse, suites, batch, clock, column, value, rule):
+    config = meters_source()
+    meters_suite(suites)  # no business rules: everything here is generated
+    if value == "+400 s":
+        value = (clock + dt.timedelta(seconds=ALLOWANCE + 100)).isoformat()
+    good_id, bad_id = batch("meters-good"), batch("meters-bad")
+    rows = meter_rows(20, clock)
+    stage(warehouse, good_id, [tuple(r) for r in rows], config)
+    stage(warehouse, bad_id, [tuple(r) for r in with_value(rows, 7, column, value)], config)
+
+    good = quality.validate_batch(warehouse, config, batch_id=good_id)
+    bad = quality.validate_batch(warehouse, config, batch_id=bad_id)
+
+    assert good.success, ("a batch of values that cast, with a watermark 200 s ahead of the clock (within the "
+                          f"{ALLOWANCE} s allowance), passes: {failed(good)}")
+    assert failed(bad) == [rule], f"{column}={value!r} fails exactly the check {rule!r}"
+    (result,) = bad.failed_critical
+    assert result["unexpected_count"] == (2 if "is unique" in rule else 1), \
+        "the check counts the offending row (both rows of a duplicated key)"
+
+
+def test_rows_that_would_not_cast_are_set_aside_and_the_rest_merges(warehouse, suites, batch, clock):
+    config = meters_source(max_rejected_share=0.1)
+    path = meters_suite(suites)
+    rows = meter_rows(60, clock)  # 5 bad rows of 60: within the 10% the source may set aside
+    bad = {3: ("read_at", "2026-02-30 08:00"), 5: ("ward", "-32769"), 8: ("active", "yes please"),
+           13: ("reading", "1e1000000"), 21: ("updated_at", (clock + dt.timedelta(days=2)).isoformat())}
+    for at, (column, value) in bad.items():
+        rows = with_value(rows, at, column, value)
+    batch_id = batch("meters-mixed")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        rejected, _ = gate.reject_rows(cur, config, row_rules(config, path), batch_id=batch_id, run_id="qa-run",
+                                       landed=len(rows))
+    set_aside = {r[0]["meter_id"]: r[1] for r in query(
+        warehouse, "SELECT row_data, rule FROM ops.rejected_row WHERE batch_id = %s", (batch_id,))}
+
+    assert rejected == len(bad)
+    assert set_aside == {
+        "M-3": "read_at casts to timestamp", "M-5": "ward casts to smallint", "M-8": "active casts to boolean",
+        "M-13": "reading casts to numeric",
+        "M-21": f"updated_at is not later than now + {ALLOWANCE} s (clock skew allowance)",
+    }, "each row that would stop the merge is set aside, named by its column and type (or the watermark rule)"
+
+    outcome = quality.validate_batch(warehouse, config, batch_id=batch_id)
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(merge_statement(config), {"batch_id": batch_id, "run_id": "qa-run"})  # the merge's own casts
+    merged = query(warehouse, "SELECT count(*) FROM core.qa_meters WHERE _batch_id = %s", (batch_id,))
+
+    assert outcome.success, f"what is left passes the whole suite: {failed(outcome)}"
+    assert merged == [(len(rows) - len(bad),)], "the merge casts every value left without an error"
+
+
+@pytest.mark.parametrize("skew, ahead, passes", [(300, 299, True), (300, 301, False), (0, 1, False), (3600, 3000, True)])
+def test_the_watermark_allowance_is_the_sources_clock_skew(warehouse, suites, batch, clock, skew, ahead, passes):
+    config = meters_source(clock_skew_seconds=skew, future_rows="fail")
+    meters_suite(suites)
+    rows = with_value(meter_rows(5, clock), 2, "updated_at", (clock + dt.timedelta(seconds=ahead)).isoformat())
+    rows[-1][5] = clock.isoformat()
+    batch_id = batch("meters-ahead")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+
+    outcome = quality.validate_batch(warehouse, config, batch_id=batch_id)
+
+    rule = f"updated_at is not later than now + {skew} s (clock skew allowance)"
+    assert failed(outcome) == ([] if passes else [rule]), \
+        f"a watermark {ahead} s ahead of the platform's clock is {'within' if passes else 'past'} {skew} s"
+
+
+def test_future_rows_fail_the_batch_unless_the_source_rejects_them():
+    rejecting = {e["description"] for e in generated_expectations(meters_source(future_rows="reject"))
+                 if e["meta"].get("reject_rows")}
+    failing = {e["description"] for e in generated_expectations(meters_source(future_rows="fail"))
+               if e["meta"].get("reject_rows")}
+    rule = f"updated_at is not later than now + {ALLOWANCE} s (clock skew allowance)"
+    assert rule in rejecting and rule not in failing, \
+        "future_rows: reject makes the watermark check a row-level rule; fail leaves it a critical check of the batch"
+
+
+def test_a_typed_key_is_unique_as_the_merge_compares_it(warehouse, suites, batch, clock):
+    config = meters_source(key=("meter_id", "ward"))
+    meters_suite(suites)
+    rows = meter_rows(6, clock)
+    rows[1][0], rows[1][2] = rows[0][0], f" {rows[0][2]}"  # the same meter and ward, spelled differently
+    for at in (3, 4):  # meter M-x in ward 'x', twice: a value that does not cast, not a duplicate key
+        rows[at][0], rows[at][2] = "M-x", "x"
+    batch_id = batch("meters-typed-key")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+
+    outcome = quality.validate_batch(warehouse, config, batch_id=batch_id)
+
+    by_rule = {r["description"]: r["unexpected_count"] for r in outcome.failed_critical}
+    assert by_rule == {
+        "the key (meter_id, ward, updated_at) is unique in the batch (comparing ward as smallint, updated_at as timestamptz, as the merge does)": 2,
+        "ward casts to smallint": 2,
+    }, "'3' and ' 3' are one ward to the merge's ON CONFLICT; values that do not cast are the cast check's alone"
+
+
+def test_the_generated_checks_follow_the_configuration():
+    config = meters_source(key=("meter_id", "ward"))
+    generated = generated_expectations(config)
+    by_type: dict[str, list[dict]] = {}
+    for e in generated:
+        by_type.setdefault(e["type"], []).append(e)
+
+    assert all(e["severity"] == "critical" and e["meta"]["generated"] for e in generated)
+    assert [e["kwargs"]["column"] for e in by_type["expect_column_to_exist"]] == config.column_names
+    assert [e["kwargs"]["column"] for e in by_type["expect_column_values_to_not_be_null"]] == ["meter_id", "ward"]
+    rules = {e["description"]: bool(e["meta"].get("reject_rows")) for e in by_type["unexpected_rows_expectation"]}
+    assert rules == {
+        "the key (meter_id, ward, updated_at) is unique in the batch (comparing ward as smallint, updated_at as timestamptz, as the merge does)": False,
+        "read_at casts to timestamp": True, "ward casts to smallint": True, "active casts to boolean": True,
+        "reading casts to numeric": True, "updated_at casts to timestamptz": True,
+        f"updated_at is not later than now + {ALLOWANCE} s (clock skew allowance)": True,
+    }, "a cast rule for every typed column (none for text), set aside row by row; the watermark rule last"
+    text_key = generated_expectations(load_source_config(sources_dir() / "mhd_lead_tests.yaml"))
+    assert [e["kwargs"] for e in text_key if e["type"] == "expect_compound_columns_to_be_unique"] == [
+        {"column_list": ["month", "zip", "age_group"]}], "a key of several text columns is one compound check"
+    assert not [e for e in text_key if "clock skew" in e.get("description", "")], "a file source has no watermark to check"
+    assert not [e for e in generated_expectations(CONFIG) if "clock skew" in e.get("description", "")]
+
+
+# ---- ops.casts_to agrees with PostgreSQL's cast --------------------------------------------------
+
+CAST_CORPUS = {  # type: (values that cast, values that do not)
+    "smallint": (["0", "32767", "-32768", " 12 ", "+5", "007", "\t9\n"],
+                 ["32768", "-32769", "1.0", "1e3", "", " ", "abc", "0x1F", "1_000", "12a", "--1"]),
+    "integer": (["2147483647", "-2147483648", "42", " -7 "],
+                ["2147483648", "-2147483649", "4.2", "forty-two", "", "99999999999"]),
+    "bigint": (["9223372036854775807", "-9223372036854775808", "2147483648"],
+               ["9223372036854775808", "1.5", "", "NaN"]),
+    "numeric": (["1.5", "-0.001", ".5", "5.", "1e5", "-1.5E-3", "NaN", " 12.50 ", "123456789012345678901234567890"],
+                ["1,5", "", "1e", "e5", "1.2.3", "$5", "1e1000000", "five"]),
+    "double precision": (["1.5", "1e308", "-1e-300", "NaN", "Infinity", "-inf", " 3.25 ", "1.7976931348623157e308",
+                          "0x10"],  # strtod reads hexadecimal: 16 to PostgreSQL, so to ops.casts_to
+                         ["1e309", "1e-400", "1,5", "", "pi", "1.5.2"]),
+    "boolean": (["true", "FALSE", " yes ", "n", "on", "off", "1", "0", "t", "F", "Y", "of", "tru"],
+                ["o", "2", "maybe", "", "yes please", "-1", "ja"]),
+    "date": (["2026-06-01", "2024-02-29", "06/01/2026", "June 5, 2026", "20260601", "2026-06-01 10:00", "epoch",
+              "infinity", "yesterday", "2026-6-1"],
+             ["2026-02-29", "2026-13-01", "2026-06-31", "June 5th", "", "13/01/2026", "not a date", "2026-06-01 25:00"]),
+    "timestamp": (["2026-06-01 10:00:00", "2026-06-01T10:00:00", "2026-06-01 10:00:00.123456", "2026-06-01",
+                   "2026-06-01 24:00:00", "2026-06-01T10:00:00Z", "2026-06-01 10:00:00-05", "now", "today",
+                   "06/01/2026 10:00 PM"],
+                  ["2026-06-01 25:00:00", "2026-06-01 10:60", "2026-02-30 10:00", "current", "", "10:00",
+                   "2026-06-01 10:00:00 Mars/Olympus", "yesterday at noon"]),
+    "timestamptz": (["2026-06-01 10:00:00-05", "2026-06-01 10:00:00 America/Chicago", "2026-06-01T15:00:00Z",
+                     "2026-06-01 10:00:00", "2026-03-08 02:30:00 America/Chicago", "infinity"],
+                    ["2026-06-01 10:00:00 Mars/Olympus", "2026-06-01 10:00:00+25", "2026-06-31 10:00", "", "noon"]),
+}
+
+
+def test_casts_to_agrees_with_the_merges_cast_on_a_corpus_of_every_type(warehouse):
+    disagreements, misjudged = [], []
+    conn = psycopg2.connect(db.normalize_url(warehouse).render_as_string(hide_password=False)
+                            .replace("postgresql+psycopg2", "postgresql"))
+    try:
+        with conn.cursor() as cur:
+            for type_name, (good, bad) in CAST_CORPUS.items():
+                for value, expected in [*((v, True) for v in good), *((v, False) for v in bad)]:
+                    cur.execute("SELECT ops.casts_to(%s, %s)", (value, type_name))
+                    said = cur.fetchone()[0]
+                    cur.execute("SAVEPOINT probe")
+                    try:
+                        cur.execute(f"SELECT %s::{type_name}", (value,))  # the merge's cast: value::type
+                        casts = True
+                        cur.execute("RELEASE SAVEPOINT probe")
+                    except psycopg2.DataError:
+                        casts = False
+                        cur.execute("ROLLBACK TO SAVEPOINT probe")
+                    if said is not casts:
+                        disagreements.append((type_name, value, said, casts))
+                    if casts is not expected:
+                        misjudged.append((type_name, value, casts))
+            cur.execute("SELECT ops.casts_to(NULL, 'date'), ops.casts_to('anything', 'text')")
+            assert cur.fetchone() == (True, True), "NULL casts to NULL; every text is text"
+    finally:
+        conn.close()
+    assert disagreements == [], "ops.casts_to says (type, value, casts_to, the cast) differently from the cast"
+    assert misjudged == [], "the corpus's good values cast and its bad ones do not (else it tests less than it says)"
+
+
+def test_casts_to_refuses_a_type_it_does_not_check(warehouse):
+    with pytest.raises(psycopg2.Error, match="no cast check for type 'json'"):
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            cur.execute("SELECT ops.casts_to('{}', 'json')")

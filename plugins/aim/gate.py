@@ -1,8 +1,9 @@
 """The quality gate's own checks, beside the Great Expectations suite: row-level rejects and volume.
 
-Row-level rules are the suite's `unexpected_rows_expectation`s marked `"meta": {"reject_rows":
-true}`: rules that can isolate a bad row (an unparseable date, a negative count, text in a
-number). Before the suite runs, their rows move from staging to `ops.rejected_row` with the rule,
+Row-level rules are the `unexpected_rows_expectation`s marked `"meta": {"reject_rows": true}`,
+generated from the configuration (a value that does not cast to its column's type, a watermark
+in the future; `aim.generated_checks`) and in the suite (a negative count): rules that can
+isolate a bad row. Before the suite runs, their rows move from staging to `ops.rejected_row` with the rule,
 as long as all of them together stay within the source's `quality.max_rejected_share`; past it,
 nothing moves, the rules fail in the suite like any critical check, and the batch is quarantined
 whole.
@@ -36,14 +37,18 @@ class RowRule:
     query: str  # "SELECT * FROM {batch} WHERE ...", as in the suite
 
 
-def row_rules(suite_path: Path) -> list[RowRule]:
-    """The suite's row-level reject rules, in suite order."""
-    raw = json.loads(Path(suite_path).read_text(encoding="utf-8"))
+def row_rules_from(expectations: list[dict]) -> list[RowRule]:
+    """The row-level reject rules among `expectations` (the generated ones and the suite's), in order."""
     return [
         RowRule(e.get("description") or e["kwargs"]["unexpected_rows_query"], e["kwargs"]["unexpected_rows_query"])
-        for e in raw.get("expectations", [])
+        for e in expectations
         if e.get("type") == "unexpected_rows_expectation" and (e.get("meta") or {}).get("reject_rows")
     ]
+
+
+def row_rules(suite_path: Path) -> list[RowRule]:
+    """The suite file's own row-level reject rules, in suite order (the generated ones not included)."""
+    return row_rules_from(json.loads(Path(suite_path).read_text(encoding="utf-8")).get("expectations", []))
 
 
 def _result(expectation: str, description: str, *, success: bool, severity: str, observed: Any = None,

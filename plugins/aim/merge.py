@@ -116,14 +116,8 @@ def superseded(cur, config: SourceConfig, batch_id: str) -> Superseded:
     return Superseded(len(rows), [list(r) for r in rows[:SAMPLE]])
 
 
-def conflict_columns(config: SourceConfig) -> list[str]:
-    """The columns no two rows of a batch may share: the key, and for an incremental source the
-    key with its watermark (a record read twice, edited in between, is two versions; its latest merges)."""
-    return [*config.key, config.watermark_column] if config.watermark_column else list(config.key)
-
-
 def _duplicate_keys(cur, config: SourceConfig, batch_id: str) -> tuple[int, list[list[str]]]:
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in conflict_columns(config))
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in config.unique_in_batch)
     cur.execute(
         sql.SQL("SELECT {keys} FROM {staging} WHERE {batch} = %s GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys}")
         .format(keys=keys, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN)),
@@ -188,7 +182,7 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
         raise MergeError(f"{where}: is {batch['status']}{why}; only a validated batch merges")
     count, sample = _duplicate_keys(cur, config, batch_id)
     if count:
-        raise MergeError(f"{where}: {count} value(s) of ({', '.join(conflict_columns(config))}) occur more than once, "
+        raise MergeError(f"{where}: {count} value(s) of ({', '.join(config.unique_in_batch)}) occur more than once, "
                          f"e.g. {sample}; "
                          "which row is right cannot be chosen here: discard the batch and ask for a corrected delivery")
     skip = _later_batch_merged(cur, config, batch["landed_at"])

@@ -87,7 +87,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
         _, results = gate.reject_rows(
-            cur, config, gate.row_rules(suite_path), batch_id=batch_id, run_id=run_id, landed=landed
+            cur, config, gate.row_rules_from(quality.suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id, landed=landed
         )
         rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)

@@ -1,9 +1,12 @@
 """Validating a landed batch with its Great Expectations 1.x suite, inside PostgreSQL.
 
-The suite is reviewed JSON in `expectations/`. GX turns each expectation into aggregate SQL on
-`staging.<source>` restricted to the batch (`_batch_id`), so no rows are pulled into pandas.
-Each expectation carries GX's own `severity`: `critical` blocks the batch, `warning` is
-recorded and the batch goes on.
+A batch's suite is the checks generated from the source's configuration (`aim.generated_checks`:
+columns exist, key not null and unique, every typed column casts, the watermark is not in the
+future) followed by the business rules of the reviewed JSON file in `expectations/`
+(`suite_expectations`). GX turns each expectation into aggregate SQL on `staging.<source>`
+restricted to the batch (`_batch_id`), so no rows are pulled into pandas. Each expectation
+carries GX's own `severity`: `critical` blocks the batch, `warning` is recorded and the batch
+goes on.
 
 Import this module inside a task only: importing great_expectations takes seconds.
 """
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from aim import db, settings
+from aim.generated_checks import (  # noqa: F401  generated_expectations, suite_expectations: callers read them here too
+    SuiteError, generated_expectations, read_suite, suite_expectations,
+)
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN
 
@@ -34,10 +40,6 @@ logging.getLogger("great_expectations.data_context.types.base").setLevel(logging
 warnings.filterwarnings("ignore", category=GxDatasourceWarning)
 
 SAMPLE_SIZE = 10
-
-
-class SuiteError(ValueError):
-    """A suite file that cannot be used as it is; the message names the file."""
 
 
 @dataclass
@@ -80,23 +82,32 @@ class ValidationOutcome:
         )
 
 
-def load_suite(path: Path) -> "gx.ExpectationSuite":
-    """The suite stored at `path`; every expectation in the file must load (GX drops bad ones silently)."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise SuiteError(f"{path}: cannot read the suite: {err}") from err
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{path}: expected a suite (a JSON object with name and expectations), got {type(raw).__name__}")
+def _gx_suite(raw: dict, where: str) -> "gx.ExpectationSuite":
+    """A GX suite from its JSON object; every expectation must load (GX drops bad ones silently)."""
     try:
         suite = gx.ExpectationSuite(**raw)
     except Exception as err:  # GX raises TypeError, ValueError or pydantic errors for a malformed suite
-        raise SuiteError(f"{path}: not a valid expectation suite: {err}") from err
+        raise SuiteError(f"{where}: not a valid expectation suite: {err}") from err
     if len(suite.expectations) != len(raw.get("expectations", [])):
         raise SuiteError(
-            f"{path}: only {len(suite.expectations)} of {len(raw.get('expectations', []))} expectations are valid"
+            f"{where}: only {len(suite.expectations)} of {len(raw.get('expectations', []))} expectations are valid"
         )
     return suite
+
+
+def load_suite(path: Path) -> "gx.ExpectationSuite":
+    """The suite file stored at `path` as it is (business rules only); every expectation in the
+    file must load. `SuiteError` names the file."""
+    return _gx_suite(read_suite(path), str(path))
+
+
+def build_suite(config: SourceConfig, path: Path) -> "gx.ExpectationSuite":
+    """The suite a batch of the source is validated with: the generated checks, then the file's
+    rules (`suite_expectations`), under the file's name and meta. `SuiteError` names the file."""
+    raw = read_suite(path)
+    _gx_suite(raw, str(path))  # a bad rule in the file is the file's error, named as such
+    return _gx_suite({**raw, "expectations": suite_expectations(config, path)},
+                     f"{path} (with the checks generated from source {config.source})")
 
 
 def _sample(result: dict[str, Any]) -> list[Any] | None:
@@ -143,14 +154,15 @@ def _row(validation_result) -> dict[str, Any]:
 
 def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
                    data_docs: Path | None = None) -> ValidationOutcome:
-    """Run the source's suite on one landed batch of `staging.<source>`; returns every result.
+    """Run the source's suite (generated checks, then the file's rules: `build_suite`) on one
+    landed batch of `staging.<source>`; returns every result.
 
     With `data_docs`, also builds GX Data Docs (HTML) for this validation into that folder.
     Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
     not an exception.
     """
     suite_path = settings.expectations_dir() / config.expectation_suite
-    suite = load_suite(suite_path)
+    suite = build_suite(config, suite_path)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     url = db.normalize_url(warehouse_url).render_as_string(hide_password=False)  # psycopg2, like every other step

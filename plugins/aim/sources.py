@@ -175,6 +175,13 @@ class SourceConfig(Strict):
         return getattr(self.extract, "watermark_column", None)
 
     @property
+    def unique_in_batch(self) -> list[str]:
+        """The columns no two rows of a batch may share: the key, and for an incremental source the
+        key with its watermark (a record read twice, edited in between, is two versions; the merge
+        keeps its latest)."""
+        return [*self.key, self.watermark_column] if self.watermark_column else list(self.key)
+
+    @property
     def source_kind(self) -> SourceKind:
         """The registered kind that reads this source."""
         return kind_named(self.kind)

@@ -55,8 +55,7 @@ class FileDrop(SourceKind):
 
     def describe(self, config) -> str:
         extract = config.extract
-        return (f"reads {extract.location.rstrip('/')}/{extract.pattern} ({extract.format.kind}), "
-                "each version of a file once")
+        return f"reads each new version of {extract.location.rstrip('/')}/{extract.pattern} ({extract.format.kind})"
 
     def connection_types(self, config) -> tuple[str, ...]:
         return ("aws",) if urlparse(config.extract.location).scheme == "s3" else ("fs",)
