@@ -128,13 +128,20 @@ def items_config(name: str) -> SourceConfig:
     })
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_sql_core_equals_the_source_after_churn(warehouse, new_database, seed):
-    source_url = new_database("aim_churn_src")
+def _source_table(new_database, prefix: str) -> tuple[str, sa.Engine]:
+    """A new source database with an empty `src.item` (id, value, updated_at), and an engine on it."""
+    source_url = new_database(prefix)
     engine = sa.create_engine(source_url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE SCHEMA src; CREATE TABLE src.item (item_id integer PRIMARY KEY, value text, "
                              "updated_at timestamptz NOT NULL)"))
+    return source_url, engine
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sql_core_equals_the_source_after_churn(warehouse, new_database, seed):
+    source_url, engine = _source_table(new_database, "aim_churn_src")
+    with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO src.item SELECT i, 'v0-' || i, clock_timestamp() FROM generate_series(1, 3000) i"))
     next_id = iter(range(3001, 10**6))
     writer_engine = sa.create_engine(source_url, poolclass=sa.pool.NullPool)
@@ -264,11 +271,8 @@ def test_file_drop_core_equals_the_latest_files_after_churn(warehouse, tmp_path,
 
 
 def test_a_future_timestamp_never_carries_the_watermark_past_later_changes(warehouse, new_database):
-    source_url = new_database("aim_churn_future")
-    engine = sa.create_engine(source_url, poolclass=sa.pool.NullPool)
+    source_url, engine = _source_table(new_database, "aim_churn_future")
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE SCHEMA src; CREATE TABLE src.item (item_id integer PRIMARY KEY, value text, "
-                             "updated_at timestamptz NOT NULL)"))
         conn.execute(sa.text("INSERT INTO src.item VALUES (1, 'a', clock_timestamp()), "
                              "(2, 'bad edit', clock_timestamp() + interval '3 years')"))
     config = items_config("churn_future")
@@ -283,4 +287,42 @@ def test_a_future_timestamp_never_carries_the_watermark_past_later_changes(wareh
     run_once(warehouse, config, source_url, 2)
     assert core_rows(warehouse, config, ["item_id", "value"])[1] == ("b",), \
         "an ordinary change after the future-dated row is still extracted and merged"
+    engine.dispose()
+
+
+def test_a_change_in_the_same_instant_as_the_watermark_is_read(warehouse, new_database):
+    source_url, engine = _source_table(new_database, "aim_churn_same")
+    stamp = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO src.item VALUES (1, 'a', :at)"), {"at": stamp})
+    config = items_config("churn_same_instant")
+    run_once(warehouse, config, source_url, 1)
+    assert query(warehouse, "SELECT value FROM ops.watermark WHERE source = %s", (config.source,)) == \
+        [(stamp.isoformat(),)], "the watermark is the row's time"
+
+    with engine.begin() as conn:  # committed after the run, stamped with the watermark's very instant
+        conn.execute(sa.text("INSERT INTO src.item VALUES (2, 'b', :at)"), {"at": stamp})
+    run_once(warehouse, config, source_url, 2)
+
+    assert core_rows(warehouse, config, ["item_id", "value"]) == {1: ("a",), 2: ("b",)}, \
+        "the lower bound is inclusive (and the overlap reaches behind it): a change at the same instant is read"
+    engine.dispose()
+
+
+def test_a_sql_source_with_a_derived_key_lands_and_merges(warehouse, new_database):
+    source_url, engine = _source_table(new_database, "aim_churn_derived")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO src.item VALUES (1, 'a', clock_timestamp()), (2, 'b', clock_timestamp())"))
+    raw = items_config("churn_derived_key").model_dump()
+    config = SourceConfig.model_validate({
+        **raw, "key": ["row_key"], "derived_key": {"column": "row_key", "from_columns": ["item_id"]},
+        "columns": [{"name": "row_key"}, *raw["columns"]],
+    })
+
+    run_once(warehouse, config, source_url, 1)
+
+    rows = query(warehouse, f"SELECT row_key, item_id, value FROM core.{config.source} ORDER BY item_id")
+    assert [(r[1], r[2]) for r in rows] == [(1, "a"), (2, "b")], "the rows merge"
+    assert all(len(r[0]) == 32 for r in rows) and rows[0][0] != rows[1][0], \
+        "each row gets its derived key, computed while landing as for any kind"
     engine.dispose()
