@@ -68,7 +68,8 @@ def print_quality(warehouse: str) -> None:
     rejected = query(warehouse, """
         SELECT source, rule, count(*) FROM ops.rejected_row
         WHERE rejected_at > now() - interval '1 day' GROUP BY 1, 2 ORDER BY 1, 2""")
-    held = query(warehouse, "SELECT source, batch_id FROM ops.batch WHERE status = 'quarantined' ORDER BY landed_at")
+    held = query(warehouse, "SELECT source, batch_id, status FROM ops.batch WHERE status IN ('quarantined', 'failed') "
+                            "ORDER BY landed_at")
     if warnings:
         print("\nwarnings (the batch went on):")
         for source, description, count in warnings:
@@ -78,9 +79,9 @@ def print_quality(warehouse: str) -> None:
         for source, rule, count in rejected:
             print(f"  {source}: {count} x {rule}")
     if held:
-        print("\nquarantined batches (make quarantine BATCH=... to review):")
-        for source, batch_id in held:
-            print(f"  {source}: {batch_id}")
+        print("\nbatches waiting for review, quarantined or failed (make quarantine BATCH=... to review):")
+        for source, batch_id, status in held:
+            print(f"  {source}: {batch_id} ({status})")
 
 
 def print_scorecard(warehouse: str) -> None:

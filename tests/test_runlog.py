@@ -1,7 +1,8 @@
-"""`aim.runlog` against a real PostgreSQL: the run log (`start_run`, `update_run`, `fail_run`), the
-batch register (`register_batch`, `batch_status`, `quarantine_batch`, `mark_validated`,
-`record_batch_checks`), file versions (`register_file`, `file_version_settled`), quality results
-and the stored watermark, each doing what its docstring promises.
+"""`aim.runlog` and `aim.batches` against a real PostgreSQL: the run log (`start_run`, `update_run`,
+`fail_run`), the batch register (`register_batch`, `batch_status`, `quarantine_batch`,
+`mark_validated`, `record_batch_checks`), file versions (`register_file`, `file_version_known`),
+quality results and the stored watermark (`aim.watermarks.read`), each doing what its docstring
+promises.
 
 One warehouse database per module; every test works on its own uniquely named source (and batch
 ids made from it), so tests see nothing of each other. Each call runs in its own transaction, as

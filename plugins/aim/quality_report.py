@@ -61,12 +61,13 @@ def index_html(rows: list[tuple]) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; }}
-tr.quarantined {{ background: #fde2e1; }} tr.discarded {{ background: #eee; color: #666; }}
+tr.quarantined, tr.failed {{ background: #fde2e1; }} tr.discarded {{ background: #eee; color: #666; }}
 </style></head><body>
 <h1>AIM data quality: recent batches</h1>
 <p>Every batch landed from a departmental source and the outcome of its quality gate. A
 <b>quarantined</b> batch failed a critical check: nothing of it reached the warehouse or the
-exports; see <code>make quarantine</code> to review it. Rows set aside by row-level rules are in
+exports; a <b>failed</b> batch passed its checks but its merge failed (the reason is in
+<code>ops.batch.failure</code>); see <code>make quarantine</code> to review either. Rows set aside by row-level rules are in
 <code>ops.rejected_row</code>.</p>
 <table><thead><tr><th>source</th><th>batch</th><th>status</th><th>landed (UTC)</th><th>rows</th>
 <th>critical checks failed</th><th>warnings</th><th>rows set aside</th><th>Data Docs</th></tr></thead>
