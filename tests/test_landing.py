@@ -356,3 +356,17 @@ def test_a_derived_key_is_computed_from_the_text_that_landed(warehouse, landing_
             f"the staged key is the hash of the staged (stripped, empty as missing) values {identifying}"
     assert staged[0][0] == staged[2][0] != staged[1][0], \
         "rows that landed alike share a key; a different row has its own"
+
+
+def test_a_batch_landed_again_lands_its_own_versions_waiting_for_review(orders, two_weeks):
+    orders.land("1")
+    with db.transaction(orders.url) as conn, conn.cursor() as cur:
+        batches.quarantine_batch(cur, orders.batch("1"), "held for review")
+
+    landed = orders.land("1")  # its run cleared in Airflow: the same batch lands again
+
+    assert landed.files_landed == sorted(two_weeks) and landed.rows == 5, \
+        "the batch's own versions are landed again, not skipped as known (they would be lost)"
+    assert [(key, batch, status) for key, _, _, _, batch, status, _ in orders.file_register()] == [
+        ("orders_2026-W23.csv", "1", "landed"), ("orders_2026-W24.csv", "1", "landed"),
+    ]

@@ -108,12 +108,14 @@ def record_batch_checks(cur, batch_id: str, *, rows_rejected: int, warnings: int
     )
 
 
-def file_version_known(cur, source: str, file_key: str, sha256: str) -> bool:
+def file_version_known(cur, source: str, file_key: str, sha256: str, *, batch_id: str | None = None) -> bool:
     """True when this exact version (key and content) of a file needs no landing: merged into
-    core, discarded after review, or waiting for review in its own batch."""
+    core, discarded after review, or waiting for review in another batch than `batch_id` (a
+    batch landed again, e.g. its run cleared in Airflow, lands its own versions again)."""
     cur.execute(
-        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s AND status IN %s",
-        (source, file_key, sha256, _KNOWN_FILE_STATES),
+        "SELECT 1 FROM ops.source_file WHERE source = %s AND file_key = %s AND sha256 = %s "
+        "AND (status IN ('merged', 'discarded') OR (status IN %s AND batch_id IS DISTINCT FROM %s))",
+        (source, file_key, sha256, AWAITING_REVIEW, batch_id),
     )
     return cur.fetchone() is not None
 

@@ -63,13 +63,14 @@ def casts_to_sql(value_sql: str, column_type: str) -> str:
     return f"ops.casts_to({value_sql}, '{column_type}')"
 
 
-def cast_value_sql(config: SourceConfig, name: str) -> str:
-    """The staged column as the merge sees it: its value cast to the column's type, NULL where it
-    does not cast (such rows are a cast rule's, not this check's); text stays text."""
+def cast_value_sql(config: SourceConfig, name: str, table: str | None = None) -> str:
+    """The staged column (of `table`, an alias, when given) as the merge sees it: its value cast to
+    the column's type, NULL where it does not cast (such rows are a cast rule's); text stays text."""
     column_type = config.column(name).type
+    value = f"{table}.{_quoted(name)}" if table else _quoted(name)
     if column_type == "text":
-        return _quoted(name)
-    return f"CASE WHEN {casts_to_sql(_quoted(name), column_type)} THEN {_quoted(name)}::{column_type} END"
+        return value
+    return f"CASE WHEN {casts_to_sql(value, column_type)} THEN {value}::{column_type} END"
 
 
 def _key_unique(config: SourceConfig) -> dict:

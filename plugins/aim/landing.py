@@ -20,6 +20,7 @@ from psycopg2 import sql
 
 from aim import batches, clock, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
+from aim.generated_checks import cast_value_sql
 from aim.sources import SourceConfig
 from aim.staging import copy_chunks
 from aim.tables import BATCH_COLUMN, qualified
@@ -78,7 +79,7 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     landed = Landed()
 
     def file_known(key: str, sha256: str) -> bool:
-        known = batches.file_version_known(cur, config.source, key, sha256)
+        known = batches.file_version_known(cur, config.source, key, sha256, batch_id=batch_id)
         if known:
             landed.files_skipped.append(key)
         return known
@@ -128,7 +129,8 @@ def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:
             "ELSE false END)"
         ).format(name, sql.Literal(column.type), sql.SQL(column.type))
 
-    same_key = [sql.SQL("c.{0}::text = s.{0}").format(sql.Identifier(k)) for k in config.key]
+    same_key = [sql.SQL("c.{} = {}").format(sql.Identifier(k), sql.SQL(cast_value_sql(config, k, "s")))
+                for k in config.key]
     cur.execute(
         sql.SQL("DELETE FROM {staging} s USING {core} c WHERE s.{batch} = %(batch_id)s AND {same}").format(
             staging=qualified(config.staging_table), core=qualified(config.core_table),

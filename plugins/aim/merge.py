@@ -8,8 +8,8 @@ merged (it would write older data over newer), and the watermark never moves bac
 quarantined batch released after a newer delivery merged adds only the keys nothing has changed
 since; `superseded` says which keys it leaves out. A record an incremental source gave twice (it
 was edited while a run read it) merges its latest version, by the watermark; a batch with two
-different rows for one key (and one watermark value) cannot be merged: which is right is not the
-platform's to guess. A value that does not cast to its column's
+rows for one key (for an incremental source: one key and one watermark value), compared as typed
+values, cannot be merged: which is right is not the platform's to guess. A value that does not cast to its column's
 type fails the merge with the column and a sample of the values.
 """
 from __future__ import annotations
@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from aim import batches, watermarks
+from aim.generated_checks import cast_value_sql
 from aim.sources import SourceConfig
 from aim.staging import discard_batch
 from aim.tables import BATCH_COLUMN, qualified
@@ -69,7 +71,7 @@ def merge_statement(config: SourceConfig, *, skip_superseded: bool = False) -> s
     if config.watermark_column:  # a record edited while a run read it comes twice: its latest version wins
         typed_key = [sql.SQL("s.{}::{}").format(sql.Identifier(k), sql.SQL(config.column(k).type)) for k in config.key]
         latest = sql.SQL("DISTINCT ON ({}) ").format(sql.SQL(", ").join(typed_key))
-        newest_first = sql.SQL(" ORDER BY {}, s.{}::{} DESC").format(
+        newest_first = sql.SQL(" ORDER BY {}, s.{}::{} DESC NULLS LAST").format(
             sql.SQL(", ").join(typed_key), sql.Identifier(config.watermark_column),
             sql.SQL(config.column(config.watermark_column).type),
         )
@@ -117,14 +119,19 @@ def superseded(cur, config: SourceConfig, batch_id: str) -> Superseded:
 
 
 def _duplicate_keys(cur, config: SourceConfig, batch_id: str) -> tuple[int, list[list[str]]]:
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in config.unique_in_batch)
+    """Values of `config.unique_in_batch` that more than one staged row of the batch holds, compared
+    as the merge compares them (typed: '42' and '042' are one integer key)."""
+    values = sql.SQL(", ").join(sql.SQL(cast_value_sql(config, c)) for c in config.unique_in_batch)
     cur.execute(
-        sql.SQL("SELECT {keys} FROM {staging} WHERE {batch} = %s GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys}")
-        .format(keys=keys, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN)),
+        sql.SQL("SELECT {values} FROM {staging} WHERE {batch} = %s GROUP BY {positions} HAVING count(*) > 1 "
+                "ORDER BY {positions}").format(
+            values=values, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN),
+            positions=sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(config.unique_in_batch))),
+        ),
         (batch_id,),
     )
     rows = cur.fetchall()
-    return len(rows), [list(r) for r in rows[:SAMPLE]]
+    return len(rows), [[str(v) for v in r] for r in rows[:SAMPLE]]
 
 
 def uncastable(cur, config: SourceConfig, batch_id: str) -> list[tuple[str, str, list[str]]]:
@@ -190,7 +197,8 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
     try:
         cur.execute(merge_statement(config, skip_superseded=skip),
                     {"batch_id": batch_id, "run_id": run_id, "source": config.source, "landed_at": batch["landed_at"]})
-    except (psycopg2.DataError, psycopg2.IntegrityError) as err:  # the data's fault; anything else may be transient
+    except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.errors.CardinalityViolation) as err:
+        # the data's fault; anything else may be transient (Airflow retries the task)
         cur.execute("ROLLBACK TO SAVEPOINT aim_merge")
         reason = (err.pgerror or str(err)).strip().splitlines()[0]
         detail = "; ".join(f"column {name} ({type_}): values that do not cast, e.g. {values}"

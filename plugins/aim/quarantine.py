@@ -15,8 +15,9 @@ A release goes through the same merge as any validated batch: the upsert, the wa
 batch's file versions move together, then the source's export is refreshed. The rule for time:
 a release merges only the keys that no later-landed batch has merged since; keys changed since
 are left out (the newer data stays) and the result names how many, with a sample. A release
-never moves a watermark backwards, and a batch holding a key twice cannot be released (discard
-it and ask for a corrected delivery). A discard deletes the batch's staged rows and marks its
+never moves a watermark backwards, and a batch holding a key twice (for a database or API
+source: a key twice at one watermark value) cannot be released (discard it and ask for a
+corrected delivery). A discard deletes the batch's staged rows and marks its
 file versions discarded (never loaded again; a corrected file is a new version). A discard does
 not move a watermark: the source still holds those rows, and the next run extracts them again,
 as the source has them then.

@@ -9,7 +9,8 @@ can never carry the watermark past rows that are yet to change. Storing a waterm
 it backwards, whichever batch merges last (a release of an older quarantined batch included).
 
 Watermark columns are `timestamp` (naive: Milwaukee wall time, as the city's systems record it)
-or `timestamptz`. Values are stored in `ops.watermark` as ISO 8601 text.
+or `timestamptz`. Wall time goes back an hour when daylight saving time ends, so a `timestamp`
+watermark's window reaches one hour further back (rows re-read unchanged are dropped at landing). Values are stored in `ops.watermark` as ISO 8601 text.
 """
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ def window(extract: Watermarked, column_type: str, stored: str | None, started: 
     """The window of a run that started at `started` (aware) over a source whose watermark is `stored`."""
     ceiling = parse(started, column_type) - dt.timedelta(seconds=extract.clock_skew_seconds)
     last = parse(stored, column_type)
-    since = last - dt.timedelta(seconds=extract.overlap_seconds) if last is not None else None
+    overlap = dt.timedelta(seconds=extract.overlap_seconds)
+    if column_type == "timestamp":  # wall time repeats an hour when daylight saving time ends
+        overlap += dt.timedelta(hours=1)
+    since = last - overlap if last is not None else None
     return Window(stored=last, since=since, ceiling=ceiling)
 
 

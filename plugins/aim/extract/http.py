@@ -109,8 +109,8 @@ class HttpSource:
     after_param: str = "after"
     records_field: str = "results"
     next_link_field: str = "next"
-    params: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)   # may carry an API key
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry a token
     timeout_seconds: float = 30.0
     max_retries: int = 5
     max_pages: int = 10_000
