@@ -484,7 +484,7 @@ def test_the_generated_checks_follow_the_configuration():
 
 CAST_CORPUS = {  # type: (values that cast, values that do not)
     "smallint": (["0", "32767", "-32768", " 12 ", "+5", "007", "\t9\n"],
-                 ["32768", "-32769", "1.0", "1e3", "", " ", "abc", "0x1F", "1_000", "12a", "--1"]),
+                 ["32768", "-32769", "1.0", "1e3", "", " ", "abc", "12a", "--1"]),
     "integer": (["2147483647", "-2147483648", "42", " -7 "],
                 ["2147483648", "-2147483649", "4.2", "forty-two", "", "99999999999"]),
     "bigint": (["9223372036854775807", "-9223372036854775808", "2147483648"],
@@ -510,6 +510,11 @@ CAST_CORPUS = {  # type: (values that cast, values that do not)
 }
 
 
+# Values whose answer depends on the server: PostgreSQL 16 reads hexadecimal and underscores in
+# integers, 15 does not. Only agreement with the server's own cast is checked for them.
+CAST_EITHER_WAY = {"smallint": ["0x1F", "1_000"], "integer": ["0o17", "1_000_000"], "bigint": ["0b101"]}
+
+
 def test_casts_to_agrees_with_the_merges_cast_on_a_corpus_of_every_type(warehouse):
     disagreements, misjudged = [], []
     conn = psycopg2.connect(db.normalize_url(warehouse).render_as_string(hide_password=False)
@@ -517,7 +522,8 @@ def test_casts_to_agrees_with_the_merges_cast_on_a_corpus_of_every_type(warehous
     try:
         with conn.cursor() as cur:
             for type_name, (good, bad) in CAST_CORPUS.items():
-                for value, expected in [*((v, True) for v in good), *((v, False) for v in bad)]:
+                either = [(v, None) for v in CAST_EITHER_WAY.get(type_name, [])]
+                for value, expected in [*((v, True) for v in good), *((v, False) for v in bad), *either]:
                     cur.execute("SELECT ops.casts_to(%s, %s)", (value, type_name))
                     said = cur.fetchone()[0]
                     cur.execute("SAVEPOINT probe")
@@ -530,7 +536,7 @@ def test_casts_to_agrees_with_the_merges_cast_on_a_corpus_of_every_type(warehous
                         cur.execute("ROLLBACK TO SAVEPOINT probe")
                     if said is not casts:
                         disagreements.append((type_name, value, said, casts))
-                    if casts is not expected:
+                    if expected is not None and casts is not expected:
                         misjudged.append((type_name, value, casts))
             cur.execute("SELECT ops.casts_to(NULL, 'date'), ops.casts_to('anything', 'text')")
             assert cur.fetchone() == (True, True), "NULL casts to NULL; every text is text"

@@ -62,7 +62,7 @@ def review(new_database, airflow_db, tmp_path_factory):
 INCIDENTS = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[300:303])
 
 
-def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, capsys):
+def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, capsys, clock):
     mpd_rms.amend_incidents(review.rms, [INCIDENTS[0]], police=9)
     state, batch_id = review.ingest()
     assert state == "failed"
@@ -85,7 +85,11 @@ def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, caps
     assert review.query("SELECT status, reviewed_by, review_note FROM ops.batch WHERE batch_id = %s", (batch_id,)) == [
         ("merged", "it-ops-tester", "district 9 confirmed by MPD records")
     ]
-    assert review.watermark_time() > watermark_before, "a release moves the watermark forward to the batch's newest change"
+    (changed_at,) = query(review.rms, "SELECT updated_at FROM rms.incident WHERE incident_num = %s", (INCIDENTS[0],))[0]
+    ceiling = clock - dt.timedelta(seconds=CONFIG.extract.clock_skew_seconds)
+    assert review.watermark_time() == max(watermark_before, min(changed_at, ceiling)), \
+        "a release moves the watermark forward to the batch's newest change (capped at the run's start less the " \
+        "skew allowance), never back"
     assert review.exported_police(INCIDENTS[0]) == "9"
     assert review.query("SELECT status FROM ops.run_log WHERE run_id = %s", (f"release__{batch_id}",)) == [("success",)]
     with pytest.raises(quarantine.ReviewError, match="not quarantined"):
