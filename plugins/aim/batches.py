@@ -46,16 +46,13 @@ def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | 
 
 
 def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:
+    """Set the batch's status (and `fields`); a settled status goes to its file versions too."""
     assignments = "".join(f", {name} = %({name})s" for name in fields)  # names from this module only
-    cur.execute(f"UPDATE ops.batch SET status = %(status)s{assignments} WHERE batch_id = %(batch_id)s",
+    merged_at = ", merged_at = now()" if status == "merged" else ""
+    cur.execute(f"UPDATE ops.batch SET status = %(status)s{assignments}{merged_at} WHERE batch_id = %(batch_id)s",
                 {**fields, "status": status, "batch_id": batch_id})
-    file_status = "merged" if status == "merged" else status if status in _KNOWN_FILE_STATES else None
-    if file_status:
-        cur.execute(
-            "UPDATE ops.source_file SET status = %s" + (", merged_at = now()" if status == "merged" else "")
-            + " WHERE batch_id = %s",
-            (file_status, batch_id),
-        )
+    if status in _KNOWN_FILE_STATES:
+        cur.execute(f"UPDATE ops.source_file SET status = %s{merged_at} WHERE batch_id = %s", (status, batch_id))
 
 
 def mark_validated(cur, batch_id: str) -> None:
@@ -75,7 +72,6 @@ def mark_failed(cur, batch_id: str, failure: str) -> None:
 
 def mark_merged(cur, batch_id: str) -> None:
     """Mark a batch and its file versions merged (the versions are never loaded again)."""
-    cur.execute("UPDATE ops.batch SET merged_at = now() WHERE batch_id = %s", (batch_id,))
     _settle(cur, batch_id, "merged")
 
 

@@ -108,7 +108,7 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     if window is not None:
         candidate = window.candidate(newest)
         landed.max_watermark = watermarks.to_text(candidate) if candidate is not None else None
-        future = window.ceiling + dt.timedelta(seconds=2 * extract.clock_skew_seconds)  # start + skew
+        future = watermarks.parse(started, column_type) + dt.timedelta(seconds=extract.clock_skew_seconds)
         if newest is not None and newest > future:
             log.warning("%s: %s values up to %s lie in the future (after the extraction's start plus %d s); they do not "
                         "move the watermark, which stays at or below %s", config.source, config.watermark_column,

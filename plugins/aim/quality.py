@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aim import db, settings
-from aim.generated_checks import (  # noqa: F401  generated_expectations, suite_expectations: callers read them here too
-    SuiteError, generated_expectations, read_suite, suite_expectations,
-)
+from aim.generated_checks import SuiteError, read_suite, suite_expectations  # noqa: F401  SuiteError: callers catch it here
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN
 

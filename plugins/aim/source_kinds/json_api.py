@@ -111,8 +111,7 @@ class JsonApi(SourceKind):
             max_pages=extract.max_pages, max_page_bytes=extract.max_page_bytes,
         )
         fields = [c.source_name for c in config.extracted_columns]
-        since = request.since.isoformat() if request.since is not None else None
-        for number, page in enumerate(HttpExtraction(source, since).pages(), start=1):
+        for number, page in enumerate(HttpExtraction(source, request.since).pages(), start=1):
             yield Chunk([record_row(record, fields) for record in page], origin=f"page {number}")
 
 
