@@ -30,10 +30,10 @@ SOURCE_YAML = {
     "extract": {"location": "hydrants", "pattern": "hydrants_*.csv", "format": {"kind": "csv"}},
     "key": ["hydrant_id"],
     "columns": [
-        {"name": "hydrant_id"},
-        {"name": "ald", "type": "smallint"},
-        {"name": "inspected_on", "type": "date"},
-        {"name": "inspector", "privacy": "drop"},
+        {"name": "hydrant_id", "privacy": "public"},
+        {"name": "ald", "type": "smallint", "privacy": "public"},
+        {"name": "inspected_on", "type": "date", "privacy": "public"},
+        {"name": "inspector", "privacy": "personal"},
     ],
     "expectation_suite": f"{SOURCE}.json",
 }
@@ -196,6 +196,25 @@ def test_a_data_set_naming_an_unknown_source_is_a_problem(project, capsys):
     ({"temporal_column": "inspected_at"}, "temporal_column 'inspected_at' is not one of the data set's columns"),
 ], ids=["no-such-column", "dropped-column", "other-type", "temporal-column"])
 def test_a_data_set_whose_columns_are_not_the_sources_is_a_problem(project, capsys, fields, problem):
+    write_dataset(project, dataset(**fields))
+    status, out = run(capsys)
+    assert status == 1 and problem in out, out
+
+
+def test_a_column_without_a_privacy_class_is_a_problem_naming_the_file_and_the_column(project, capsys):
+    raw = {**SOURCE_YAML, "columns": [*SOURCE_YAML["columns"], {"name": "caller_comment"}]}
+    (project / "sources" / f"{SOURCE}.yaml").write_text(yaml.safe_dump(raw))
+    status, out = run(capsys)
+    assert status == 1 and f"{project / 'sources' / SOURCE}.yaml" in out, out
+    assert "column caller_comment declares no privacy class" in out, out
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"small_cells": {"columns": ["pressure"]}}, "small_cells names columns source qa_hydrants does not publish: "
+                                                 "['pressure']"),
+    ({"contains": ["free_text"]}, "a data set that contains free_text cannot be public"),
+], ids=["small-cells-column", "free-text-public"])
+def test_an_unsafe_or_wrong_privacy_setting_of_a_data_set_is_a_problem(project, capsys, fields, problem):
     write_dataset(project, dataset(**fields))
     status, out = run(capsys)
     assert status == 1 and problem in out, out

@@ -122,8 +122,8 @@ def items_config(name: str) -> SourceConfig:
         "extract": {"table": "src.item", "watermark_column": "updated_at",
                     "overlap_seconds": OVERLAP, "clock_skew_seconds": SKEW},
         "key": ["item_id"],
-        "columns": [{"name": "item_id", "type": "integer"}, {"name": "value"},
-                    {"name": "updated_at", "type": "timestamptz"}],
+        "columns": [{"name": "item_id", "type": "integer", "privacy": "public"}, {"name": "value", "privacy": "public"},
+                    {"name": "updated_at", "type": "timestamptz", "privacy": "public"}],
         "expectation_suite": "items.json",
     })
 
@@ -224,7 +224,7 @@ def drop_config(name: str, folder: Path) -> SourceConfig:
         "schedule": None, "owner": "tests",
         "extract": {"location": str(folder), "pattern": "items_*.csv", "format": {"kind": "csv"}},
         "key": ["item_id"],
-        "columns": [{"name": "item_id", "source": "Item", "type": "integer"}, {"name": "value", "source": "Value"}],
+        "columns": [{"name": "item_id", "source": "Item", "type": "integer", "privacy": "public"}, {"name": "value", "source": "Value", "privacy": "public"}],
         "expectation_suite": "items.json",
     })
 
@@ -316,7 +316,7 @@ def test_a_sql_source_with_a_derived_key_lands_and_merges(warehouse, new_databas
     raw = items_config("churn_derived_key").model_dump()
     config = SourceConfig.model_validate({
         **raw, "key": ["row_key"], "derived_key": {"column": "row_key", "from_columns": ["item_id"]},
-        "columns": [{"name": "row_key"}, *raw["columns"]],
+        "columns": [{"name": "row_key", "privacy": "drop"}, *raw["columns"]],
     })
 
     run_once(warehouse, config, source_url, 1)

@@ -40,7 +40,7 @@ def source(kind: str, extract: dict, name: str = "test_source",
     return SourceConfig.model_validate({
         "source": name, "department": "Testing", "system": "a test system", "kind": kind,
         "connection_id": connection_id, "schedule": None, "owner": "tests", "extract": extract,
-        "key": ["id"], "columns": [{"name": "id"}, {"name": "updated_at", "type": "timestamp"}],
+        "key": ["id"], "columns": [{"name": "id", "privacy": "public"}, {"name": "updated_at", "type": "timestamp", "privacy": "public"}],
         "expectation_suite": f"{name}.json",
     })
 

@@ -43,9 +43,9 @@ def orders_config(source: str = "test_orders") -> SourceConfig:
         "extract": {"location": "orders", "pattern": "orders_*.csv", "format": {"kind": "csv"}},
         "key": ["order_number"],
         "columns": [
-            {"name": "order_number", "source": "Order Number"},
-            {"name": "status", "source": "Status"},
-            {"name": "issued_on", "source": "Issued", "type": "date"},
+            {"name": "order_number", "source": "Order Number", "privacy": "public"},
+            {"name": "status", "source": "Status", "privacy": "public"},
+            {"name": "issued_on", "source": "Issued", "type": "date", "privacy": "public"},
         ],
         "expectation_suite": "test_orders.json",
     })
@@ -56,11 +56,11 @@ def requests_config(key_position: int = 0, from_columns: tuple[str, ...] = ("cre
     """A source without an id of its own: `request_key` is derived from other columns, placed at
     `key_position` among the columns."""
     columns = [
-        {"name": "request_type", "source": "Type"},
-        {"name": "address", "source": "Address"},
-        {"name": "created_at", "source": "Created", "type": "timestamp"},
+        {"name": "request_type", "source": "Type", "privacy": "public"},
+        {"name": "address", "source": "Address", "privacy": "public"},
+        {"name": "created_at", "source": "Created", "type": "timestamp", "privacy": "public"},
     ]
-    columns.insert(key_position, {"name": "request_key"})
+    columns.insert(key_position, {"name": "request_key", "privacy": "drop"})
     return SourceConfig.model_validate({
         "source": source,
         "department": "Test department",

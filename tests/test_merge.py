@@ -42,11 +42,11 @@ def incident_config(source: str, key: list[str] | None = None) -> SourceConfig:
         "extract": {"table": "incidents", "watermark_column": "updated_at"},
         "key": key or ["incident_id"],
         "columns": [
-            {"name": "incident_id", "description": "Incident number"},
-            {"name": "category"},
-            {"name": "units", "type": "integer"},
-            {"name": "reported_on", "type": "date"},
-            {"name": "updated_at", "type": "timestamptz"},
+            {"name": "incident_id", "description": "Incident number", "privacy": "public"},
+            {"name": "category", "privacy": "public"},
+            {"name": "units", "type": "integer", "privacy": "public"},
+            {"name": "reported_on", "type": "date", "privacy": "public"},
+            {"name": "updated_at", "type": "timestamptz", "privacy": "public"},
         ],
         "expectation_suite": "test_incidents.json",
     })

@@ -25,10 +25,10 @@ CONFIG = SourceConfig.model_validate({
     "extract": {"table": "permit", "watermark_column": "updated_at"},
     "key": ["permit_id"],
     "columns": [
-        {"name": "permit_id", "type": "integer"},
-        {"name": "address"},
-        {"name": "fee", "type": "numeric"},
-        {"name": "updated_at", "type": "timestamp"},
+        {"name": "permit_id", "type": "integer", "privacy": "public"},
+        {"name": "address", "privacy": "public"},
+        {"name": "fee", "type": "numeric", "privacy": "public"},
+        {"name": "updated_at", "type": "timestamp", "privacy": "public"},
     ],
     "expectation_suite": "permits.json",
 })

@@ -32,7 +32,7 @@ def drop_config(source: str) -> SourceConfig:
         "owner": "tests",
         "extract": {"location": "drops", "pattern": "*.csv", "format": {"kind": "csv"}},
         "key": ["record_id"],
-        "columns": [{"name": "record_id"}, {"name": "note"}, {"name": "amount", "type": "numeric"}],
+        "columns": [{"name": "record_id", "privacy": "public"}, {"name": "note", "privacy": "public"}, {"name": "amount", "type": "numeric", "privacy": "public"}],
         "expectation_suite": "test_drops.json",
     })
 

@@ -216,9 +216,10 @@ def check_suite(config: SourceConfig, cur=None) -> list[str]:
 # ---- the data set inventory -------------------------------------------------------------------
 
 def _published_columns(config: SourceConfig) -> dict[str, str]:
-    """The columns a source's public projection has (see `publish.publication.public_projection`)."""
-    return {c.name: c.type for c in config.columns
-            if c.privacy == "public" or (c.privacy == "generalize" and c.type in ("text", "timestamp", "timestamptz"))}
+    """The columns a source's public data set has, with their types."""
+    from aim.publish.projection import published_columns  # noqa: PLC0415
+
+    return {c.name: c.type for c in published_columns(config)}
 
 
 def dataset_problems(dataset, sources: dict[str, SourceConfig | None]) -> list[str]:
@@ -241,6 +242,11 @@ def dataset_problems(dataset, sources: dict[str, SourceConfig | None]) -> list[s
                 problems.append(f"column {column.name!r} is {column.type} here, {published[column.name]} "
                                 f"in source {dataset.source}")
         names = set(published)
+        if dataset.small_cells:
+            unknown = sorted({c for c in dataset.small_cells.columns + [g for group in dataset.small_cells.published_totals
+                                                                       for g in group] if c not in published})
+            if unknown:
+                problems.append(f"small_cells names columns source {dataset.source} does not publish: {unknown}")
     else:
         if dataset.query and not (settings.sql_dir() / dataset.query).is_file():
             problems.append(f"query {dataset.query} is not a file under {settings.sql_dir()}")

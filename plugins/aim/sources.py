@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from aim.privacy import CLASSES as PRIVACY_CLASSES, check_column, privacy_class
 from aim.source_kinds import KINDS, kind_named
 from aim.source_kinds.base import SourceKind, Strict, identifier
 from aim.watermarks import WATERMARK_TYPES
@@ -37,16 +38,37 @@ def column_type(value: str) -> str:
 
 
 class Column(Strict):
-    """One column as the warehouse keeps it, where it comes from, and its privacy class for exports."""
+    """One column as the warehouse keeps it, where it comes from, and its privacy class for exports
+    (required: see `aim.privacy`)."""
 
     name: str
     source: str | None = Field(None, description="the field's name in the source (header, JSON field); default: name")
     type: str = "text"
-    privacy: Literal["public", "generalize", "drop"] = "public"
+    privacy: str = Field(description="its privacy class: " + ", ".join(PRIVACY_CLASSES))
+    generalize_to: Literal["hour", "day"] | None = Field(None, description="generalize_time: hour (default) or day")
+    grid: float | None = Field(None, gt=0, description="generalize_point: the cell size, in the coordinates' unit")
+    min_addresses: int | None = Field(None, ge=2, description="generalize_point: fewest distinct addresses a "
+                                      "published cell holds (default 5)")
+    reviewed: str | None = Field(None, min_length=10, description="a free-text column made public: who reviewed "
+                                 "it, when, and why it is safe")
     description: str = ""
 
     _name = field_validator("name")(identifier)
     _type = field_validator("type")(column_type)
+    _privacy = field_validator("privacy")(privacy_class)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _privacy_declared(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "privacy" not in data:
+            raise ValueError(f"column {data.get('name', '?')} declares no privacy class; every column needs one "
+                             f"(nothing is public by default): one of {', '.join(PRIVACY_CLASSES)}")
+        return data
+
+    @model_validator(mode="after")
+    def _privacy_fits(self) -> "Column":
+        check_column(self)
+        return self
 
     @property
     def source_name(self) -> str:
@@ -147,6 +169,11 @@ class SourceConfig(Strict):
             needed += [self.derived_key.column, *self.derived_key.from_columns]
             if self.key != [self.derived_key.column]:
                 raise ValueError(f"key: a derived key is the key; expected [{self.derived_key.column}]")
+        if self.derived_key and self.column(self.derived_key.column).privacy != "drop":
+            raise ValueError(f"columns: {self.derived_key.column} is a derived key, a hash of the row's content that "
+                             "hashing candidate values reverses; class it drop (its data set then publishes an opaque "
+                             "record_id)")
+        self._points_have_addresses()
         missing = [k for k in needed if k not in names]
         if missing:
             raise ValueError(f"key / watermark / derived key / volume date name columns not listed in columns: {missing}")
@@ -158,6 +185,17 @@ class SourceConfig(Strict):
             raise ValueError(f"connection_id: a {self.kind} source needs an Airflow connection")
         kind.validate(self)
         return self
+
+    def _points_have_addresses(self) -> None:
+        points = [c for c in self.columns if c.privacy == "generalize_point"]
+        if not points:
+            return
+        if len(points) != 2 or points[0].grid != points[1].grid or points[0].min_addresses != points[1].min_addresses:
+            raise ValueError("columns: generalize_point classes a point's two coordinates, with the same grid and "
+                             f"min_addresses; found {[c.name for c in points]}")
+        if len([c for c in self.columns if c.privacy == "generalize_address"]) != 1:
+            raise ValueError("columns: a generalize_point source needs its one generalize_address column (a cell is "
+                             "published only when it holds min_addresses distinct addresses)")
 
     @property
     def column_names(self) -> list[str]:

@@ -53,6 +53,23 @@ class QueryColumn(_Strict):
     _type = field_validator("type")(column_type)
 
 
+class SmallCells(_Strict):
+    """Counts about few people are not published: a count from 1 to `threshold` - 1 is suppressed
+    (published empty), and so is the next smallest count of its group wherever a group's total is
+    published (here or in another data set) and would otherwise give a lone suppressed cell back."""
+
+    columns: list[str] = Field(min_length=1, description="the count columns")
+    threshold: int = Field(5, ge=2, description="counts below it (and above 0) are suppressed")
+    published_totals: list[list[str]] = Field(
+        default_factory=list, description="column groups whose totals are published, e.g. [[month]] when a "
+        "monthly total appears elsewhere; [] (the group of everything) for a grand total")
+
+    def explained(self) -> str:
+        """The suppression rule in one sentence, for the data set's description and dictionary."""
+        return (f"Counts from 1 to {self.threshold - 1} are suppressed (published empty), with other cells "
+                "where a published total would reveal them.")
+
+
 class DatasetConfig(_Strict):
     """One data set of the inventory, with everything its catalog entry needs."""
 
@@ -75,6 +92,9 @@ class DatasetConfig(_Strict):
     key: list[str] = Field(default_factory=list, description="the query's primary key")
     temporal_column: str | None = Field(None, description="the date column whose range is the catalog's temporal")
     theme: list[str] = Field(default_factory=list)
+    small_cells: SmallCells | None = Field(None, description="an aggregated data set: its count columns and threshold")
+    contains: list[Literal["personal", "free_text"]] = Field(
+        default_factory=list, description="what the data holds that is about residents: personal values, free text")
 
     @field_validator("id")
     @classmethod
@@ -106,7 +126,20 @@ class DatasetConfig(_Strict):
                 raise ValueError("a query data set lists its columns")
             if self.sensitivity != "public":
                 raise ValueError(f"a {self.sensitivity} data set cannot be {self.release_status}")
+        if self.sensitivity == "public" and self.contains:
+            raise ValueError(f"sensitivity: a data set that contains {' and '.join(self.contains)} cannot be public")
+        if self.small_cells and self.query:
+            names = {c.name for c in self.columns}
+            unknown = [c for c in self.small_cells.columns + [g for group in self.small_cells.published_totals
+                                                              for g in group] if c not in names]
+            if unknown:
+                raise ValueError(f"small_cells names columns the data set does not list: {unknown}")
         return self
+
+    @property
+    def public_description(self) -> str:
+        """The description readers see: the steward's, and the small-cell rule when there is one."""
+        return f"{self.description} {self.small_cells.explained()}" if self.small_cells else self.description
 
     @property
     def released(self) -> bool:

@@ -33,11 +33,11 @@ from psycopg2 import sql
 from aim import clock, db, settings
 from aim.publish.catalog import catalog, catalog_json, dataset_entry, distribution, validate_catalog
 from aim.publish.datasets import DatasetConfig, inventory
-from aim.publish.formats import Column, write_formats
+from aim.publish.formats import write_formats
 from aim.publish.manifest import manifest, manifest_json
+from aim.publish.projection import Rows, dataset_rows
 from aim.publish.scorecard import publish_site
 from aim.publish.tableschema import table_schema
-from aim.sources import load_source
 from aim.storage import ExportTarget, sha256_file, target_from_url
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,6 @@ class PublicationError(RuntimeError):
 
 
 @dataclass
-class Rows:
-    """What a data set publishes: its SELECT, columns and key."""
-
-    query: str
-    columns: list[Column]
-    key: list[str]
-
-
-@dataclass
 class Published:
     """What one publication did."""
 
@@ -70,42 +61,6 @@ class Published:
     unchanged: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     site: list[str] = field(default_factory=list)
-
-
-def public_projection(conn, source: str) -> Rows:
-    """The public SELECT of a source: `drop` columns left out, `generalize` applied (an address to
-    its block, a time to its hour; other types left out), everything else as it is."""
-    config = load_source(source)
-    selected, columns = [], []
-    for column in config.columns:
-        name = sql.Identifier(column.name)
-        if column.privacy == "drop":
-            continue
-        if column.privacy == "generalize":
-            if column.type == "text":
-                expression = sql.SQL("ops.generalize_address({})").format(name)
-            elif column.type in ("timestamp", "timestamptz"):
-                expression = sql.SQL("date_trunc('hour', {})").format(name)
-            else:
-                continue
-        else:
-            expression = name
-        selected.append(sql.SQL("{} AS {}").format(expression, name))
-        columns.append(Column(column.name, column.type, column.description))
-    key = list(config.key)
-    query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-        sql.SQL(", ").join(selected), sql.Identifier(*config.core_table),
-        sql.SQL(", ").join(sql.Identifier(k) for k in key),
-    )
-    return Rows(query.as_string(conn), columns, key)
-
-
-def dataset_rows(conn, dataset: DatasetConfig) -> Rows:
-    """A data set's rows: its source's public projection, or its SQL file."""
-    if dataset.source:
-        return public_projection(conn, dataset.source)
-    query = (settings.sql_dir() / dataset.query).read_text(encoding="utf-8").strip().rstrip(";")
-    return Rows(query, [Column(c.name, c.type, c.description) for c in dataset.columns], list(dataset.key))
 
 
 def _json_file(path: Path, doc: Any) -> Path:
@@ -251,7 +206,7 @@ def build_catalog(url: str, target: ExportTarget, everything: list[DatasetConfig
                 identifier=f"{base}latest/{dataset.id}/",
                 title=dataset.title + (" (retired)" if retired else ""),
                 description=("Retired: no longer updated; the archive stays available. " if retired else "")
-                + dataset.description,
+                + dataset.public_description,
                 keywords=list(dataset.keywords) + (["retired"] if retired else []),
                 publisher_name=dataset.publisher, contact_name=dataset.contact.name,
                 contact_email=dataset.contact.email, license_uri=dataset.license, access_level="public",
