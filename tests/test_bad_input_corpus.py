@@ -30,6 +30,7 @@ from aim_demo.call_center import CallCenterServer
 from aim_demo.drops import upload_folder
 from aim_demo.s3_server import start_s3_server
 from aim_demo.systems import aws_connection, folder_connection, http_connection
+from test_hostile_files import with_shared_strings
 
 pytestmark = pytest.mark.clock  # the corpus builds its history relative to the suite's today
 
@@ -399,6 +400,43 @@ def test_workbook_with_the_data_on_the_second_sheet_loads(city):
         target.unlink()
     assert log["status"] == "success", log["message"]
     assert log["loaded"] == 1
+
+
+# ---- hostile files: refused before they are parsed, or never reached ------------------------------
+
+def test_zip_bomb_workbook_fails_the_run_naming_the_file_and_the_limit(city):
+    """A weekly workbook with a 60 MiB shared strings part packed into ~60 KB: refused from the
+    zip's directory before openpyxl parses anything; the run fails like any unreadable file."""
+    folder = city.landing / "dns" / "orders"
+    before = city.core("dns_code_enforcement_orders")
+    bomb = with_shared_strings(folder / "dns_orders_bomb.xlsx", sorted(folder.glob("*.xlsx"))[0], 60)
+    try:
+        log = city.run("dns_code_enforcement_orders")
+    finally:
+        bomb.unlink()
+    assert log["status"] == "failed"
+    assert "dns_code_enforcement_orders" in log["message"], log["message"]
+    assert "dns_orders_bomb.xlsx: zip member xl/sharedStrings.xml expands" in log["message"], log["message"]
+    assert "above the limit of 100:1 (max_compression_ratio)" in log["message"], log["message"]
+    assert city.core("dns_code_enforcement_orders") == before
+
+
+def test_workbook_linked_from_outside_the_drop_folder_is_never_read(city, tmp_path):
+    folder = city.landing / "dns" / "orders"
+    book = openpyxl.load_workbook(sorted(folder.glob("*.xlsx"))[0])
+    book["Orders"]["B4"] = "PLANTED FROM OUTSIDE"
+    outside = tmp_path / "dns_orders_planted.xlsx"
+    book.save(outside)
+    link = folder / "dns_orders_linked.xlsx"
+    link.symlink_to(outside)
+    try:
+        log = city.run("dns_code_enforcement_orders")
+    finally:
+        link.unlink()
+    assert log["status"] == "success", log["message"]
+    assert (log["extracted"], log["loaded"]) == (0, 0), "the linked workbook is not in the drop"
+    assert city.query("SELECT count(*) FROM core.dns_code_enforcement_orders "
+                      "WHERE violation_type = 'PLANTED FROM OUTSIDE'") == [(0,)]
 
 
 # ---- web API pages that are not the expected JSON: the run fails, nothing is merged --------------

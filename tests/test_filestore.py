@@ -97,7 +97,6 @@ def test_folder_store_describe_names_the_file_in_its_folder(drop):
     assert Path(described).read_bytes() == b"week one", "describe names the file that is fetched"
 
 
-@pytest.mark.xfail(strict=True, reason="folder store follows symlinks out of its root: issue 11")
 def test_folder_store_never_serves_a_file_through_a_symlink_leaving_its_root(drop, tmp_path):
     secret = tmp_path / "elsewhere" / "secrets.csv"
     secret.parent.mkdir()
@@ -116,6 +115,38 @@ def test_folder_store_never_serves_a_file_through_a_symlink_leaving_its_root(dro
             store.fetch(key, destination)
         assert not destination.exists() or destination.read_bytes() == b"", (
             "nothing from outside the root is copied through a symlink")
+
+
+def test_folder_store_refusal_names_the_file_and_the_folder(drop, tmp_path, caplog):
+    secret = tmp_path / "elsewhere" / "secrets.csv"
+    secret.parent.mkdir()
+    secret.write_bytes(b"user,password\nadmin,hunter2\n")
+    (drop / "dns_orders_2026-W09.xlsx").symlink_to(secret)
+    store = LocalStore(drop)
+
+    with caplog.at_level("WARNING", logger="aim.extract.filestore"):
+        store.list("dns_orders_*.xlsx")
+    with pytest.raises(PermissionError) as refused:
+        store.fetch("dns_orders_2026-W09.xlsx", tmp_path / "fetched.xlsx")
+
+    for message in (caplog.text, str(refused.value)):
+        assert str(drop / "dns_orders_2026-W09.xlsx") in message and "outside the drop folder" in message, (
+            "a symlink out of the root is refused with a message naming the file")
+    assert not (tmp_path / "fetched.xlsx").exists(), "nothing is copied"
+
+
+def test_folder_store_never_serves_a_file_through_a_symlinked_folder_or_a_dotted_key(drop, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "dns_orders_2026-W11.xlsx").write_bytes(b"from outside")
+    (drop / "linked").symlink_to(outside, target_is_directory=True)
+    store = LocalStore(drop)
+
+    assert "linked" not in [f.key for f in store.list("*")], "a symlinked folder is not a file of the drop"
+    for key in ("linked/dns_orders_2026-W11.xlsx", "../../../elsewhere/dns_orders_2026-W11.xlsx"):
+        with pytest.raises(PermissionError):
+            store.fetch(key, tmp_path / "fetched.xlsx")
+    assert not (tmp_path / "fetched.xlsx").exists(), "nothing from outside the root is copied"
 
 
 def test_folder_store_serves_a_symlink_that_stays_inside_its_root(drop, tmp_path):

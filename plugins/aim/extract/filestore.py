@@ -1,16 +1,21 @@
 """Where file drops are: a local folder or an S3 prefix. List files, fetch one to a local path.
 
 Fetching streams the file to disk while hashing it, so a file of any size costs no memory and
-its SHA-256 (the file's version) is known before it is read.
+its SHA-256 (the file's version) is known before it is read. A folder drop never serves a file
+outside its folder through a symlink (`LocalStore`).
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 _BLOCK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 def _copy_hashing(source, destination: Path) -> str:
@@ -48,24 +53,48 @@ class FileStore:
 
 
 class LocalStore(FileStore):
+    """A folder drop. A symlink is followed only when its target resolves inside the folder (one
+    file of the drop under another name); a symlink, to a file or through a folder, that leads out
+    of it is never listed (a warning names it) and never fetched (PermissionError naming it)."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
 
     def list(self, pattern: str) -> list[RemoteFile]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"file drop folder {self.root} does not exist")
-        return sorted(
-            (RemoteFile(p.name, p.stat().st_size) for p in self.root.iterdir()
-             if p.is_file() and not p.name.startswith(".") and fnmatch.fnmatch(p.name, pattern)),
-            key=lambda f: f.key,
-        )
+        found = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith(".") or not fnmatch.fnmatch(entry.name, pattern):
+                continue
+            try:
+                real = self._inside(entry.name)
+            except PermissionError as refused:
+                log.warning("%s", refused)
+                continue
+            if real.is_file():
+                found.append(RemoteFile(entry.name, real.stat().st_size))
+        return sorted(found, key=lambda f: f.key)
 
     def fetch(self, key: str, destination: Path) -> str:
-        with open(self.root / key, "rb") as src:
+        with open(self._inside(key), "rb", opener=_no_final_symlink) as src:
             return _copy_hashing(src, destination)
 
     def describe(self, key: str) -> str:
         return str(self.root / key)
+
+    def _inside(self, key: str) -> Path:
+        """The real path of the file at `key`, symlinks resolved; PermissionError when it lies outside the drop."""
+        real = (self.root / key).resolve()
+        if not real.is_relative_to(self.root.resolve()):
+            raise PermissionError(
+                f"{self.describe(key)} leads outside the drop folder {self.root} (to {real}): refused")
+        return real
+
+
+def _no_final_symlink(path: str, flags: int) -> int:
+    """Open `path` refusing a symlink in its last part (one swapped in after it was resolved)."""
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 class S3Store(FileStore):

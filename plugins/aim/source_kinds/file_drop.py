@@ -7,13 +7,19 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from aim.source_kinds.base import Chunk, ExtractRequest, FileVersion, SourceKind, Strict
 
 
+ZIP_LIMITS = ("max_member_bytes", "max_compression_ratio")
+
+
 class FileFormatConfig(Strict):
-    """How the files are written: CSV, Excel or JSON, and their quirks."""
+    """How the files are written: CSV, Excel or JSON, and their quirks; and the limits that refuse a
+    hostile file (too large, or an xlsx zip bomb) before it is parsed, failing the run like any
+    malformed file. The limits' defaults are the readers' (`aim.extract.files.common`, kept equal by a
+    test); the readers are not imported here, to keep DAG parsing light."""
 
     kind: Literal["csv", "xlsx", "json"]
     encoding: str | None = Field(None, description="csv: e.g. utf-8, cp1252; default: UTF-8 (with or without BOM), else cp1252")
@@ -22,6 +28,19 @@ class FileFormatConfig(Strict):
     header_row: int | None = Field(None, ge=1)
     header_rows: int = Field(1, ge=1, le=5)
     records_path: str | None = None
+    max_file_bytes: int = Field(
+        512 << 20, ge=1, description="a larger file fails the run, by its listed size, before it is fetched or read")
+    max_member_bytes: int = Field(
+        256 << 20, ge=1, description="xlsx: a part of the workbook's zip larger than this uncompressed fails the run")
+    max_compression_ratio: int = Field(
+        100, ge=1, description="xlsx: a part above 1 MiB expanding more than this many times fails the run")
+
+    @model_validator(mode="after")
+    def _zip_limits_for_xlsx_only(self) -> "FileFormatConfig":
+        misplaced = [name for name in ZIP_LIMITS if name in self.model_fields_set]
+        if misplaced and self.kind != "xlsx":
+            raise ValueError(f"{', '.join(misplaced)}: zip limits apply to xlsx files only, not {self.kind}")
+        return self
 
 
 class FileExtract(Strict):
@@ -64,16 +83,14 @@ class FileDrop(SourceKind):
         return file_store(config.extract, conn)
 
     def chunks(self, config, store: Any, request: ExtractRequest) -> Iterator[Chunk]:
-        from aim.extract.files import FileFormat, ReadReport, read_records
+        from aim.extract.files import FileFormat, ReadReport, check_file_size, read_records
 
-        fmt = config.extract.format
-        file_format = FileFormat(
-            kind=fmt.kind, encoding=fmt.encoding, delimiter=fmt.delimiter, sheet=fmt.sheet,
-            header_row=fmt.header_row, header_rows=fmt.header_rows, records_path=fmt.records_path,
-        )
+        file_format = FileFormat(**config.extract.format.model_dump())
         source_columns = [c.source_name for c in config.extracted_columns]
         with tempfile.TemporaryDirectory(prefix=f"aim-{config.source}-") as scratch:
             for remote in store.list(config.extract.pattern):
+                name = store.describe(remote.key)
+                check_file_size(remote.size, file_format, name)  # by the listed size, before a byte is fetched
                 local = Path(scratch) / "file"
                 sha256 = store.fetch(remote.key, local)
                 if request.file_known(remote.key, sha256):
@@ -82,8 +99,7 @@ class FileDrop(SourceKind):
                 report = ReadReport()
                 version = FileVersion(remote.key, sha256, remote.size, lambda report=report: report.extra_columns)
                 yield Chunk([], origin=remote.key, file=version)  # registers the version even when it has no rows
-                for rows in read_records(local, file_format, source_columns, display_name=store.describe(remote.key),
-                                         report=report):
+                for rows in read_records(local, file_format, source_columns, display_name=name, report=report):
                     yield Chunk(rows, origin=remote.key, file=version)
                 local.unlink()
 

@@ -8,6 +8,10 @@ silently misread (field counts, unbalanced quotes, missing or ambiguous columns,
 Every problem with a file raises `FileFormatError`, whose message names the file, the reason and,
 where it applies, the line, row or record.
 
+Hostile files are refused before they are parsed: a file above `FileFormat.max_file_bytes` (by
+its size on disk, before a byte is read), and an xlsx whose zip declares a part above
+`max_member_bytes` uncompressed or expanding more than `max_compression_ratio` (see `xlsx_reader`).
+
 Memory stays bounded whatever the file's size; each reader module says how:
 
 - `csv_reader`: text stream through `csv.reader`, after a binary encoding pre-pass.
@@ -26,12 +30,16 @@ from .common import (
     CSV_FIELD_LIMIT,
     DELIMITER_CANDIDATES,
     HEADER_SEARCH_ROWS,
+    MAX_COMPRESSION_RATIO,
+    MAX_FILE_BYTES,
+    MAX_MEMBER_BYTES,
     SCAN_BLOCK,
     FileFormat,
     FileFormatError,
     ReadReport,
     Row,
     _chunked,
+    check_file_size,
 )
 from .json_reader import record_row
 
@@ -40,12 +48,16 @@ __all__ = [
     "CSV_FIELD_LIMIT",
     "DELIMITER_CANDIDATES",
     "HEADER_SEARCH_ROWS",
+    "MAX_COMPRESSION_RATIO",
+    "MAX_FILE_BYTES",
+    "MAX_MEMBER_BYTES",
     "READERS",
     "SCAN_BLOCK",
     "FileFormat",
     "FileFormatError",
     "ReadReport",
     "Row",
+    "check_file_size",
     "read_records",
     "record_row",
 ]
@@ -71,7 +83,8 @@ def read_records(
     Values are `str` (stripped) or None (empty, whitespace-only or absent). Entirely blank rows are
     skipped and counted in `report`. Any problem with the file raises `FileFormatError` while
     iterating, naming `display_name` (default: the file's name); a JSON field missing from every
-    record is only known at the end, after earlier chunks were yielded.
+    record is only known at the end, after earlier chunks were yielded. A file above
+    `fmt.max_file_bytes` is refused before any of it is read.
     """
     path = Path(path)
     name = display_name or path.name
@@ -81,6 +94,7 @@ def read_records(
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     report = report if report is not None else ReadReport()
     try:
+        check_file_size(path.stat().st_size, fmt, name)
         yield from _chunked(READERS[fmt.kind](path, fmt, list(columns), name, report), chunk_rows, report)
     except OSError as exc:  # only our own reading raises here: the caller's code never runs inside
         raise FileFormatError(f"{name} cannot be read: {exc.strerror or exc}") from exc

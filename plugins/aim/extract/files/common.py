@@ -1,5 +1,6 @@
 """Shared pieces of the file readers: the constants, `FileFormat`, `ReadReport`, `FileFormatError`,
-`Row`, and the helpers every reader uses (header matching, column resolution, chunking, text cleaning).
+`Row`, and the helpers every reader uses (header matching, column resolution, chunking, text cleaning,
+the file size limit).
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ HEADER_SEARCH_ROWS = 30          # the header must start within this many rows (
 SCAN_BLOCK = 1 << 20             # bytes per block in the CSV encoding pre-pass
 CSV_FIELD_LIMIT = 64 << 20       # largest CSV field accepted, in characters
 DELIMITER_CANDIDATES = (",", ";", "\t", "|")
+MAX_FILE_BYTES = 512 << 20       # default largest file accepted (any kind)
+MAX_MEMBER_BYTES = 256 << 20     # default largest uncompressed part of an xlsx zip
+MAX_COMPRESSION_RATIO = 100      # default largest uncompressed:compressed ratio of an xlsx zip part
 
 Row = tuple[str | None, ...]
 
@@ -31,6 +35,9 @@ class FileFormat:
     header_row: int | None = None    # xlsx/csv: 1-based row of the header; None = detect
     header_rows: int = 1             # xlsx: header stacked over N rows (merged parent cells above)
     records_path: str | None = None  # json: dotted path to the records array inside a top-level object
+    max_file_bytes: int = MAX_FILE_BYTES                # a larger file is refused before it is read
+    max_member_bytes: int = MAX_MEMBER_BYTES            # xlsx: a larger part inside the zip is refused
+    max_compression_ratio: int = MAX_COMPRESSION_RATIO  # xlsx: a part expanding more (above 1 MiB) is refused
 
     def __post_init__(self) -> None:
         if self.kind not in ("csv", "xlsx", "json"):
@@ -45,6 +52,9 @@ class FileFormat:
             raise ValueError("header_rows > 1 is supported for xlsx files only")
         if isinstance(self.sheet, int) and self.sheet < 0:
             raise ValueError(f"sheet index is 0-based and not negative, got {self.sheet}")
+        for limit in ("max_file_bytes", "max_member_bytes", "max_compression_ratio"):
+            if getattr(self, limit) < 1:
+                raise ValueError(f"{limit} must be at least 1, got {getattr(self, limit)}")
 
 
 @dataclass
@@ -56,6 +66,14 @@ class ReadReport:
     blank_rows_skipped: int = 0
     encoding: str | None = None        # encoding actually used (csv)
     sheet: str | None = None           # sheet actually read (xlsx)
+
+
+def check_file_size(size: int, fmt: FileFormat, name: str) -> None:
+    """Raise FileFormatError naming the file and the limit when `size` bytes are above `fmt.max_file_bytes`."""
+    if size > fmt.max_file_bytes:
+        raise FileFormatError(
+            f"{name} is {size:,} bytes, above the limit of {fmt.max_file_bytes:,} bytes (max_file_bytes)"
+        )
 
 
 def _chunked(rows: Iterable[Row], size: int, report: ReadReport) -> Iterator[list[Row]]:

@@ -4,10 +4,19 @@ Excel is read with openpyxl in read-only mode. Read-only mode cannot see merged 
 header spans several rows (`header_rows > 1`) the merged ranges are parsed from the sheet's XML
 inside the zip with a streaming parser (`xml.etree.ElementTree.iterparse`, clearing rows as it
 goes) instead of loading the workbook a second time in normal mode.
+
+A workbook is a zip, and a small one can expand to gigabytes (openpyxl holds the shared strings
+part whole). Before openpyxl sees the file, the zip's central directory is checked: a part whose
+declared uncompressed size is above `max_member_bytes`, or which expands more than
+`max_compression_ratio` (parts above 1 MiB: smaller ones cannot expand far whatever their ratio),
+refuses the workbook with nothing decompressed. The declared size also bounds reading: CPython's
+zipfile never returns more of a part than its declared size, and a part that holds more fails
+its CRC check (a `FileFormatError` like any broken archive).
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 import posixpath
 import re
 import warnings
@@ -38,6 +47,9 @@ from .common import (
 )
 
 
+RATIO_CHECKED_ABOVE = 1 << 20   # zip parts up to this size are not held to max_compression_ratio
+
+
 class _Table(NamedTuple):
     header_at: int                 # 1-based row where the header starts
     names: list[str | None]        # header name per column
@@ -51,7 +63,7 @@ class _Miss(NamedTuple):
 
 def rows(path: Path, fmt: FileFormat, columns: list[str], name: str, report: ReadReport) -> Iterator[Row]:
     with open(path, "rb") as handle:
-        workbook = _open_workbook(handle, name)
+        workbook = _open_workbook(handle, fmt, name)
         try:
             sheet, table = _xlsx_table(path, workbook, fmt, columns, name)
             report.sheet = sheet.title
@@ -63,7 +75,21 @@ def rows(path: Path, fmt: FileFormat, columns: list[str], name: str, report: Rea
             workbook.close()
 
 
-def _open_workbook(handle: Any, name: str) -> Any:
+def _open_workbook(handle: Any, fmt: FileFormat, name: str) -> Any:
+    """The workbook, read-only, once the file has passed the signature and zip limit checks."""
+    _check_signature(handle, name)
+    _check_zip_members(handle, fmt, name)
+    try:
+        with warnings.catch_warnings():  # openpyxl warns about unsupported extensions: noise here
+            warnings.simplefilter("ignore")
+            # A file object, not a path: openpyxl would otherwise insist on an .xlsx file name.
+            return openpyxl.load_workbook(handle, read_only=True, data_only=True, keep_links=False)
+    except Exception as exc:  # openpyxl reports broken archives with many exception types
+        raise _not_a_workbook(name, exc) from None
+
+
+def _check_signature(handle: Any, name: str) -> None:
+    """Refuse an empty file, a legacy .xls (or password-protected) workbook and anything not a zip."""
     signature = handle.read(8)
     handle.seek(0)
     if not signature:
@@ -75,13 +101,37 @@ def _open_workbook(handle: Any, name: str) -> Any:
         )
     if not signature.startswith(b"PK"):
         raise FileFormatError(f"{name} is not an Excel .xlsx workbook (not a zip archive)")
+
+
+def _not_a_workbook(name: str, exc: Exception) -> FileFormatError:
+    return FileFormatError(f"{name} is not an Excel .xlsx workbook ({type(exc).__name__}: {exc})")
+
+
+def _check_zip_members(handle: Any, fmt: FileFormat, name: str) -> None:
+    """Refuse the workbook when its zip's central directory declares a part above the limits
+    (`max_member_bytes`, `max_compression_ratio`); nothing is decompressed."""
     try:
-        with warnings.catch_warnings():  # openpyxl warns about unsupported extensions: noise here
-            warnings.simplefilter("ignore")
-            # A file object, not a path: openpyxl would otherwise insist on an .xlsx file name.
-            return openpyxl.load_workbook(handle, read_only=True, data_only=True, keep_links=False)
-    except Exception as exc:  # openpyxl reports broken archives with many exception types
-        raise FileFormatError(f"{name} is not an Excel .xlsx workbook ({type(exc).__name__}: {exc})") from None
+        with zipfile.ZipFile(handle) as archive:  # reads the central directory only
+            members = archive.infolist()
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise _not_a_workbook(name, exc) from None
+    finally:
+        handle.seek(0)
+    for member in members:
+        problem = _member_problem(member, fmt)
+        if problem:
+            raise FileFormatError(f"{name}: zip member {member.filename} {problem}")
+
+
+def _member_problem(member: zipfile.ZipInfo, fmt: FileFormat) -> str | None:
+    """Why a zip part is refused, from its declared sizes: too large, or expanding too much; else None."""
+    if member.file_size > fmt.max_member_bytes:
+        return (f"expands to {member.file_size:,} bytes, above the limit of {fmt.max_member_bytes:,} bytes "
+                "(max_member_bytes)")
+    ratio = member.file_size / max(member.compress_size, 1)
+    if member.file_size > RATIO_CHECKED_ABOVE and ratio > fmt.max_compression_ratio:
+        return f"expands {math.ceil(ratio):,}:1, above the limit of {fmt.max_compression_ratio:,}:1 (max_compression_ratio)"
+    return None
 
 
 def _xlsx_table(path: Path, workbook: Any, fmt: FileFormat, columns: Sequence[str], name: str) -> tuple[Any, _Table]:
