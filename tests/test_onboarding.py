@@ -80,8 +80,8 @@ def test_a_seventh_source_becomes_a_seventh_dag_and_loads(seven_sources, new_dat
     second = bag.dags[DAG_ID].test()
     assert str(second.state) == "success"
     assert _core_count(warehouse) == len(before | _requests_in(export))
-    # what the runs published (the quality reports) went to the module's own export folder, not the checkout
-    assert (Path(os.environ["AIM_EXPORT_URL"]) / "quality" / "index.html").is_file()
+    # what the runs wrote (the quality reports) went to the module's own quality folder, not the checkout
+    assert (Path(os.environ["AIM_QUALITY_URL"]) / "index.html").is_file()
 
 
 def _core_count(url: str) -> int:

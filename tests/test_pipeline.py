@@ -56,9 +56,9 @@ def calls_source(max_rejected_share: float = 0.01) -> SourceConfig:
         "extract": {"location": "calls", "pattern": "calls_*.csv", "format": {"kind": "csv"}},
         "key": ["call_id"],
         "columns": [
-            {"name": "call_id", "source": "Call ID"},
-            {"name": "call_day", "source": "Call Day", "type": "date"},
-            {"name": "units", "source": "Units", "type": "integer"},
+            {"name": "call_id", "source": "Call ID", "privacy": "public"},
+            {"name": "call_day", "source": "Call Day", "type": "date", "privacy": "public"},
+            {"name": "units", "source": "Units", "type": "integer", "privacy": "public"},
         ],
         "expectation_suite": f"{SOURCE}.json",
         "quality": {"max_rejected_share": max_rejected_share},
@@ -76,6 +76,7 @@ class Warehouse:
         self.suites.mkdir()
         (self.suites / f"{SOURCE}.json").write_text(json.dumps(SUITE), encoding="utf-8")
         self.exports = root / "exports"
+        self.quality = root / "quality"
 
     def query(self, statement: str, params=None) -> list[tuple]:
         return query(self.url, statement, params)
@@ -125,6 +126,7 @@ def wh(new_database, tmp_path, monkeypatch, clock) -> Warehouse:
     monkeypatch.setenv("AIM_WAREHOUSE_URL", url)
     monkeypatch.setenv("AIM_EXPECTATIONS_DIR", str(helper.suites))
     monkeypatch.setenv("AIM_EXPORT_URL", str(helper.exports))
+    monkeypatch.setenv("AIM_QUALITY_URL", str(helper.quality))
     return helper
 
 
@@ -303,7 +305,7 @@ def test_a_batch_failing_a_critical_expectation_is_quarantined_and_merge_refuses
         pipeline.merge(config, run_id=run_id, batch_id=batch_id)
     assert wh.core() == core_before, "core is unchanged by a quarantined batch"
     assert wh.staged(batch_id) == sorted(r[0] for r in duplicated), "the quarantined rows stay in staging"
-    index = (wh.exports / "quality" / "index.html").read_text(encoding="utf-8")
+    index = (wh.quality / "index.html").read_text(encoding="utf-8")
     assert f'<tr class="quarantined"><td>{SOURCE}</td><td>{batch_id}</td>' in index, \
         "the published quality index shows the batch as quarantined"
 
@@ -322,7 +324,8 @@ def test_a_batch_with_only_warnings_is_validated_and_merges(wh, today):
         "the warning is recorded in ops.quality_result"
     batch = wh.batch(batch_id)
     assert (batch["status"], batch["warnings"]) == ("validated", 1), "a warning does not stop the batch"
-    assert (wh.exports / batch["data_docs"]).is_file(), "the batch's Data Docs page is published under the exports"
+    assert (wh.quality / batch["data_docs"]).is_file(), "the batch's Data Docs page is in the private quality target"
+    assert not (wh.exports / "quality").exists(), "and nothing of it under the exports"
     log = wh.run_log(run_id)
     assert (log["quality_outcome"], log["warnings"]) == ("passed", 1)
 

@@ -97,6 +97,7 @@ def police(new_database, s3_server, airflow_db):
         env.setenv("AIM_WAREHOUSE_URL", warehouse)
         env.setenv("AIRFLOW_CONN_MPD_RMS", libpq_dsn(rms))
         env.setenv("AIM_EXPORT_URL", f"s3://{bucket}/exports")
+        env.setenv("AIM_QUALITY_URL", f"s3://{bucket}/quality")  # beside the exports, never under them
         env.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
         env.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
         env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
@@ -215,14 +216,15 @@ def test_bad_batch_is_quarantined_untouched_and_merges_once_fixed(police):
         "AND severity = 'critical' ORDER BY 1, 2", (log["batch_id"],)
     )
     assert ("expect_column_values_to_be_in_set", "police") in failed
-    # IT operations can open the evidence beside the exports: the quality index and the batch's Data Docs
+    # IT operations can open the evidence in the private quality target: the quality index and the batch's Data Docs
     client = police.s3.client()
-    index = client.get_object(Bucket=police.bucket, Key="exports/quality/index.html")["Body"].read().decode()
+    assert client.list_objects_v2(Bucket=police.bucket, Prefix="exports/quality/")["KeyCount"] == 0
+    index = client.get_object(Bucket=police.bucket, Key="quality/index.html")["Body"].read().decode()
     row = next(line for line in index.splitlines() if log["batch_id"] in line)
     assert "quarantined" in row
     (docs,) = police.query("SELECT data_docs FROM ops.batch WHERE batch_id = %s", (log["batch_id"],))[0]
-    assert f'href="{docs[len("quality/"):]}"' in row
-    page = client.get_object(Bucket=police.bucket, Key=f"exports/{docs}")["Body"].read().decode()
+    assert f'href="{docs}"' in row
+    page = client.get_object(Bucket=police.bucket, Key=f"quality/{docs}")["Body"].read().decode()
     assert "expect_column_values_to_be_in_set" in page or "values must belong to this set" in page
 
     # the department fixes its records: the next run merges them

@@ -1,8 +1,9 @@
 """Open data publication against the real S3 server: every data set in three formats with its
 data dictionary, archive and latest, the manifest, the DCAT-US catalog and the scorecard site;
-privacy applied to everything under the export root (data files, archive, quality reports and
-Data Docs, site, manifest, catalog); nothing rewritten when nothing changed; a publication killed
-midway leaves the previous one complete.
+privacy applied to everything under the export root (data files, archive, site, manifest,
+catalog); the quality reports and Data Docs only in the private quality target (AIM_QUALITY_URL),
+never under the export root, even with markup in a failing value; nothing rewritten when nothing
+changed; a publication killed midway leaves the previous one complete.
 
 Dates come from the suite's clock (`clock`, `today`; the platform reads the same moment from
 AIM_NOW), so the archive snapshot is `archive/<id>/<today>/` whatever day the suite runs. Every
@@ -41,12 +42,13 @@ from aim_demo.databases import libpq_dsn, query
 from aim_demo.systems import demo_systems
 
 ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = ("drop", "personal", "free_text")  # privacy classes never published
 HOUSE_NUMBER = re.compile(r"^\s*\d+[A-Z]?\s+(?!BLOCK\b)")
 
 
 class Portal:
-    def __init__(self, warehouse, s3, bucket):
-        self.warehouse, self.s3, self.bucket = warehouse, s3, bucket
+    def __init__(self, warehouse, s3, bucket, quality: Path):
+        self.warehouse, self.s3, self.bucket, self.quality = warehouse, s3, bucket, quality
 
     def get(self, relpath) -> bytes:
         return self.s3.client().get_object(Bucket=self.bucket, Key=f"open/{relpath}")["Body"].read()
@@ -61,14 +63,21 @@ class Portal:
     def query(self, statement, params=None):
         return query(self.warehouse, statement, params)
 
+    def quality_files(self) -> dict[str, bytes]:
+        """Every file of the private quality target (a folder), by path relative to it."""
+        return {p.relative_to(self.quality).as_posix(): p.read_bytes() for p in self.quality.rglob("*") if p.is_file()}
+
     def publish(self):
         return str(build_publish_dag().test().state)
 
 
 # A flaw as real department files have: a DNS order whose complied date is not a date. The row-level
 # rules set it aside (ops.rejected_row keeps the raw row, address included); the privacy scan checks
-# that nothing of it reaches the quality reports (quality/index.html, the batch's Data Docs).
+# that nothing of it reaches the exports or the private quality reports (index.html, the batch's Data Docs).
 FLAWED_ORDER_ADDRESS = "4172 N 61ST ST"
+# Markup as a hostile delivery could carry it, in a value that fails a critical column check (DNS order
+# status): the batch is quarantined; GX Data Docs show the value unescaped, so they stay private.
+HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
 
 
 def _write_flawed_dns_workbook(folder: Path, now: dt.datetime) -> None:
@@ -83,6 +92,19 @@ def _write_flawed_dns_workbook(folder: Path, now: dt.datetime) -> None:
     workbook.save(folder / "dns_orders_corrections.xlsx")
 
 
+def _write_hostile_dns_workbook(folder: Path, now: dt.datetime) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Orders"
+    sheet.append(["Order Number", "Violation Type", "Issued", "Compliance Due", "Complied Date", "Status",
+                  "Address", "Aldermanic District"])
+    issued = now.date() - dt.timedelta(days=2)
+    for n, status in enumerate(HOSTILE):
+        sheet.append([f"ORD-{issued:%y}99999{n}", "BROKEN WINDOW", issued, issued + dt.timedelta(days=30), None,
+                      status, f"{4180 + n} N 61ST ST", 2])
+    workbook.save(folder / "dns_orders_hostile.xlsx")
+
+
 @pytest.fixture(scope="module")
 def demo_now(clock) -> dt.datetime:
     """The demo systems' clock: two hours before the suite's moment, on the hour, as Milwaukee's
@@ -93,12 +115,14 @@ def demo_now(clock) -> dt.datetime:
 @pytest.fixture(scope="module")
 def portal(new_database, s3_server, airflow_db, tmp_path_factory, demo_now):
     state = tmp_path_factory.mktemp("city")
+    quality = state / "quality"  # the private quality target: not the portal's
     warehouse, rms = new_database("aim_wh"), new_database("mpd_rms")
     bucket = f"portal-{uuid.uuid4().hex[:8]}"
     s3_server.client().create_bucket(Bucket=bucket)
     with demo_systems(state, libpq_dsn(rms), demo_now, police_new=0, s3_server=s3_server) as connections, \
             pytest.MonkeyPatch.context() as env:
         for name, value in {**connections, "AIM_WAREHOUSE_URL": warehouse, "AIM_EXPORT_URL": f"s3://{bucket}/open",
+                            "AIM_QUALITY_URL": str(quality),
                             "AWS_ENDPOINT_URL": s3_server.endpoint_url, "AWS_ACCESS_KEY_ID": s3_server.access_key,
                             "AWS_SECRET_ACCESS_KEY": s3_server.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}.items():
             env.setenv(name, value)
@@ -106,7 +130,10 @@ def portal(new_database, s3_server, airflow_db, tmp_path_factory, demo_now):
         for path in source_config_paths(sources_dir()):
             assert str(build_ingest_dag(load_source_config(path)).test().state) == "success", path.name
         assert str(build_measures_dag().test().state) == "success"
-        portal = Portal(warehouse, s3_server, bucket)
+        _write_hostile_dns_workbook(state / "landing" / "dns" / "orders", demo_now)  # quarantined: never exported
+        dns = next(p for p in source_config_paths(sources_dir()) if p.stem == "dns_code_enforcement_orders")
+        assert str(build_ingest_dag(load_source_config(dns)).test().state) == "failed"
+        portal = Portal(warehouse, s3_server, bucket, quality)
         assert portal.publish() == "success"
         yield portal
 
@@ -166,8 +193,9 @@ def test_inventory_is_published_without_restricted_data_sets(portal):
     rows = list(csv.DictReader(io.StringIO(portal.get("latest/open-data-inventory/open-data-inventory.csv").decode(),
                                            newline="")))
     listed = {r["dataset_id"]: r["release_status"] for r in rows}
-    assert listed["dpw-snow-plow-locations"] == "inventoried" and listed["dns-inspection-notes"] == "under_review"
+    assert listed["dpw-snow-plow-locations"] == "inventoried"
     assert "mfd-ems-patient-care-reports" not in listed  # restricted: counted in the program, not listed
+    assert "dns-inspection-notes" not in listed  # sensitive (its notes can name occupants): not listed either
 
 
 class PersonalValues:
@@ -201,18 +229,18 @@ def _personal_values(portal) -> PersonalValues:
     for path in source_config_paths(sources_dir()):
         config = load_source_config(path)
         for column in config.columns:
-            if column.type != "text" or column.privacy not in ("drop", "generalize"):
+            if column.type != "text" or column.privacy not in (*HIDDEN, "generalize_address"):
                 continue
             values = f"""
                 SELECT btrim(regexp_replace({column.name}::text, '\\s+', ' ', 'g')) AS v FROM core.{config.source}
                 UNION SELECT btrim(regexp_replace({column.name}::text, '\\s+', ' ', 'g')) FROM staging.{config.source}
                 UNION SELECT btrim(regexp_replace(row_data->>'{column.name}', '\\s+', ' ', 'g'))
                       FROM ops.rejected_row WHERE source = %(source)s"""
-            condition = "v <> ''" if column.privacy == "drop" else "v ~ '^[0-9]+[A-Z]? \\S'"
+            condition = "v <> ''" if column.privacy in HIDDEN else "v ~ '^[0-9]+[A-Z]? \\S'"
             found = {v for (v,) in portal.query(f"SELECT DISTINCT v FROM ({values}) AS x WHERE {condition}",
                                                 {"source": config.source})}
             assert found, (config.source, column.name)  # the demo data has some: the scan looks for them
-            (texts if column.privacy == "drop" else addresses).update(found)
+            (texts if column.privacy in HIDDEN else addresses).update(found)
     return PersonalValues(addresses, texts)
 
 
@@ -283,49 +311,86 @@ def _area(relpath: str) -> str:
     return top if top in ("latest", "archive", "quality") else "rest"
 
 
-# "rest": the site, manifest.json, catalog/data.json and any other file under the export root
-@pytest.mark.parametrize("area", ["latest", "archive", "quality", "rest"])
-def test_privacy_scan_everything_published(portal, personal, area):
-    """Every file under the export root, by area (the data files, their archive, the quality reports
-    with their Data Docs, and everything else: the site, the manifest, the catalog), is free of
-    personal values: every text in it, every JSON string, every Parquet cell."""
+def _data_set_columns() -> dict:
+    """Per released data set fed by a source: its dropped columns and its generalized text columns."""
     sources = {}
     for dataset in RELEASED:
         if dataset.source:
             config = load_source_config(sources_dir() / f"{dataset.source}.yaml")
-            sources[dataset.id] = ({c.name for c in config.columns if c.privacy == "drop"},
-                                   {c.name for c in config.columns if c.privacy == "generalize" and c.type == "text"})
+            sources[dataset.id] = ({c.name for c in config.columns if c.privacy in HIDDEN},
+                                   {c.name for c in config.columns if c.privacy == "generalize_address"})
+    return sources
 
-    leaks: dict[str, set[str]] = {}
-    pages: dict[str, list[str]] = {}  # Data Docs validation pages' texts
+
+def _leaks(personal: PersonalValues, texts_by_path: dict[str, list[str]]) -> str:
+    """A report of the personal values found in these files' texts ("" when none)."""
+    found = {path: set().union(*(personal.found_in(text) for text in texts)) for path, texts in texts_by_path.items()}
+    return "\n".join(f"  {path}: {len(values)} value(s), e.g. {sorted(values)[:3]}"
+                     for path, values in sorted(found.items()) if values)
+
+
+# "rest": the site, manifest.json, catalog/data.json and any other file under the export root;
+# "quality": nothing at all, the quality reports are in the private quality target
+@pytest.mark.parametrize("area", ["latest", "archive", "quality", "rest"])
+def test_privacy_scan_everything_published(portal, personal, area):
+    """Every file under the export root, by area (the data files, their archive, and everything else:
+    the site, the manifest, the catalog), is free of personal values: every text in it, every JSON
+    string, every Parquet cell. Nothing is under quality/: quality reports are not published."""
+    sources = _data_set_columns()
+    texts: dict[str, list[str]] = {}
     scanned = [relpath for relpath in sorted(portal.objects()) if _area(relpath) == area]
     for relpath in scanned:
         body = portal.get(relpath)
         if area in ("latest", "archive"):
             _check_data_file(relpath, body, sources)
-        texts = _texts_of(relpath, body)
-        found = set().union(*(personal.found_in(text) for text in texts))
-        if found:
-            leaks[relpath] = found
-        if area == "quality" and "/validations/" in relpath and relpath.endswith(".html"):
-            pages[relpath] = texts
+        texts[relpath] = _texts_of(relpath, body)
 
     expected = {"latest": ["latest/"], "archive": ["archive/"], "rest": ["site/index.html", "manifest.json", "catalog/data.json"],
-                "quality": ["quality/index.html", "quality/dns_code_enforcement_orders/validations/"]}[area]
+                "quality": []}[area]
     for prefix in expected:  # the scan saw what it is meant to see
         assert any(p.startswith(prefix) for p in scanned), f"nothing published under {prefix}"
-    assert not leaks, "personal values published:\n" + "\n".join(
-        f"  {path}: {len(values)} value(s), e.g. {sorted(values)[:3]}" for path, values in sorted(leaks.items()))
-    if area == "quality":  # Data Docs do show failed column checks' sample values (warnings'), and the scan reads them
-        failed = portal.query("SELECT source, unexpected_sample FROM ops.quality_result WHERE NOT success "
-                              "AND expectation LIKE 'expect_column_values_%' AND jsonb_typeof(unexpected_sample -> 0) = 'string'")
-        assert failed, "no failed column check with sample values: nothing shows that Data Docs samples are scanned"
-        assert any(value in text for source, sample in failed for value in sample for page, texts in pages.items()
-                   if page.startswith(f"quality/{source}/") for text in texts), failed
+    if area == "quality":
+        assert scanned == [], "quality reports and Data Docs are under the export root: they must stay private"
+    leaks = _leaks(personal, texts)
+    assert not leaks, "personal values published:\n" + leaks
     if area == "latest":  # and the generalization is real: a raw address in core is a block in the export
         address = portal.query("SELECT address FROM core.mfd_dispatch_incidents WHERE address ~ '^[0-9]+ ' LIMIT 1")[0][0]
         assert re.sub(r"^(\d+)", lambda m: str(int(m.group(1)) // 100 * 100) + " BLOCK", address) in \
             portal.get("latest/mfd-dispatch-incidents/mfd-dispatch-incidents.csv").decode()
+
+
+def test_quality_reports_are_in_the_private_target_with_data_docs_samples(portal, personal):
+    """The private quality target holds the quality index and every source's Data Docs, whose pages
+    show failed column checks' sample values (read by the scan), and no personal value."""
+    texts = {relpath: _texts_of(relpath, body) for relpath, body in portal.quality_files().items()}
+    assert "index.html" in texts and any(p.startswith("dns_code_enforcement_orders/validations/") for p in texts)
+    leaks = _leaks(personal, texts)
+    assert not leaks, "personal values in the quality reports:\n" + leaks
+    # Data Docs do show failed column checks' sample values (warnings'), and the scan reads them
+    failed = portal.query("SELECT source, unexpected_sample FROM ops.quality_result WHERE NOT success "
+                          "AND expectation LIKE 'expect_column_values_%' AND jsonb_typeof(unexpected_sample -> 0) = 'string'")
+    assert failed, "no failed column check with sample values: nothing shows that Data Docs samples are scanned"
+    assert any(value in text for source, sample in failed for value in sample for page, page_texts in texts.items()
+               if page.startswith(f"{source}/validations/") for text in page_texts), failed
+
+
+def test_markup_in_a_failing_value_reaches_only_the_private_data_docs(portal):
+    """The quarantined DNS batch whose order statuses are markup: nothing under the export root holds
+    the markup (raw or HTML-escaped), the batch's Data Docs page in the private target shows it, and
+    the quality index lists the batch without it."""
+    for relpath in portal.objects():
+        for text in _texts_of(relpath, portal.get(relpath)):  # HTML-escaped text is read unescaped too
+            assert not [value for value in HOSTILE if value in text or html.escape(value) in text], relpath
+    ((batch_id, docs),) = portal.query(
+        "SELECT batch_id, data_docs FROM ops.batch WHERE source = 'dns_code_enforcement_orders' AND status = 'quarantined'")
+    files = portal.quality_files()
+    page = html.unescape(files[docs].decode("utf-8"))
+    assert all(value in page for value in HOSTILE), "the batch's private Data Docs page shows the failing values"
+    index = files["index.html"].decode("utf-8")
+    row = next(line for line in index.splitlines() if batch_id in line)
+    assert 'class="quarantined"' in row and f'href="{html.escape(docs)}"' in row
+    assert "<script" not in index and "<img" not in index and "onerror=alert" not in html.unescape(index), \
+        "the quality index carries no markup from the data"
 
 
 def test_the_scorecard_site_is_published_with_every_measure(portal):

@@ -20,6 +20,7 @@ import pytest
 
 from aim.publish import catalog as cat
 from aim.publish.formats import (
+    CSV_FORMULA_NOTE,
     ROW_GROUP_ROWS,
     Column,
     WrittenFile,
@@ -353,6 +354,55 @@ def test_one_snapshot_one_transaction_and_the_session_is_restored(conn, tmp_path
     assert conn.isolation_level == psycopg2.extensions.ISOLATION_LEVEL_SERIALIZABLE
 
 
+# Text a spreadsheet would run as a formula (OWASP, CSV injection), and text it would not.
+HOSTILE = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+ORDINARY = ["Milwaukee", "A-1", "x = y", " =1", "'=1", "", None]
+FORMULA_COLUMNS = [Column("id", "integer"), Column("label", "text"), Column("amount", "numeric"),
+                   Column("ratio", "double precision"), Column("small", "smallint")]
+
+
+@pytest.fixture()
+def formula_files(conn, tmp_path):
+    """Hostile and ordinary text beside negative numbers, written once to tmp_path/first and again to
+    tmp_path/second; {"first"|"second": {format: WrittenFile}}."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE formulas (id integer, label text, amount numeric, ratio float8, small smallint)")
+        for i, label in enumerate(HOSTILE + ORDINARY, start=1):
+            cur.execute("INSERT INTO formulas VALUES (%s, %s, %s, %s, %s)", (i, label, Decimal("-3.5"), -2.5, -7))
+    conn.commit()  # a temporary table lives as long as the session: write_formats reads it in its own transaction
+    query = "SELECT id, label, amount, ratio, small FROM formulas ORDER BY id"
+    return {run: {f.format: f for f in write_formats(conn, query, FORMULA_COLUMNS, tmp_path / run, "formulas")}
+            for run in ("first", "second")}
+
+
+def test_csv_neutralizes_formulas_in_text_columns_only(formula_files):
+    files = formula_files["first"]
+    with open(files["csv"].path, newline="", encoding="utf-8") as f:
+        records = list(csv.reader(f))[1:]
+    labels = [r[1] for r in records]
+    assert labels[:len(HOSTILE)] == ["'" + v for v in HOSTILE], "a formula-like text cell starts with a single quote"
+    assert labels[len(HOSTILE):] == [v or "" for v in ORDINARY], "ordinary text is written as it is"
+    assert {(r[2], r[3], r[4]) for r in records} == {("-3.5", "-2.5", "-7")}, "numbers stay numbers"
+    raw = files["csv"].path.read_bytes()
+    assert b'\r\n1,"\'=HYPERLINK(""http://x"")",-3.5,' in raw, "quoted as RFC 4180 asks, quotes doubled"
+    assert b"\r\n2,'+1+1,-3.5,-2.5,-7\r\n" in raw and b'\r\n6,"\'\r=1",' in raw
+
+    as_json = json.loads(files["json"].path.read_bytes())
+    as_parquet = pq.read_table(files["parquet"].path).to_pylist()
+    assert [o["label"] for o in as_json] == [r["label"] for r in as_parquet] == HOSTILE + ORDINARY, \
+        "JSON and Parquet hold the value unchanged"
+    assert {o["amount"] for o in as_json} == {-3.5} and {r["small"] for r in as_parquet} == {-7}
+
+
+def test_neutralized_csv_is_deterministic_so_an_unchanged_data_set_is_not_rewritten(formula_files):
+    first, second = formula_files["first"], formula_files["second"]
+    for fmt in ("csv", "json", "parquet"):
+        assert first[fmt].sha256 == second[fmt].sha256, f"{fmt}: same rows, same SHA-256 (publication skips it)"
+        assert first[fmt].path.read_bytes() == second[fmt].path.read_bytes(), fmt
+    assert first["csv"].bytes == len(first["csv"].path.read_bytes())
+    assert first["csv"].sha256 == hashlib.sha256(first["csv"].path.read_bytes()).hexdigest()
+
+
 def test_empty_result_gives_valid_empty_files(conn, tmp_path):
     files = {f.format: f for f in write_formats(conn, QUERY.replace("ORDER BY", "WHERE false ORDER BY"), COLUMNS, tmp_path, "empty")}
     assert files["csv"].path.read_bytes() == b",".join(n.encode() for n in NAMES) + b"\r\n"
@@ -501,6 +551,12 @@ def test_table_schema_types_descriptions_and_single_primary_key():
     fields = {f["name"]: f for f in schema["fields"]}
     assert [f["name"] for f in schema["fields"]] == NAMES
     assert fields["amount"]["description"] == COLUMNS[4].description and fields["small"]["description"] == ""
+    assert fields["label"]["description"] == f"{COLUMNS[1].description} {CSV_FORMULA_NOTE}", \
+        "a text field says how the CSV neutralizes formulas"
+    assert [n for n, f in fields.items() if CSV_FORMULA_NOTE in f["description"]] == ["label"], "text fields only"
+    assert table_schema([Column("note", "text")], primary_key=None)["fields"][0]["description"] == CSV_FORMULA_NOTE
+    assert table_schema([Column("note", "text", "Free text")], primary_key=None)["fields"][0]["description"] == \
+        f"Free text. {CSV_FORMULA_NOTE}"
     assert fields["day"]["format"] == fields["seen_tz"]["format"] == "default"
     assert fields["flag"]["trueValues"] == ["true"] and fields["flag"]["falseValues"] == ["false"]
     assert fields["id"]["constraints"] == {"required": True, "unique": True}

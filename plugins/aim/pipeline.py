@@ -80,6 +80,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     from aim import gate, quality  # great_expectations is heavy: import it in the task, never at parse time
 
     url = settings.warehouse_url()
+    target = target_from_url(settings.quality_url())  # private to IT operations, never the export root
     suite_path = settings.expectations_dir() / config.expectation_suite
     with db.transaction(url) as conn, conn.cursor() as cur:
         batch = batches.batch_status(cur, batch_id)
@@ -92,7 +93,6 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
-    target = target_from_url(settings.export_url())
     with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:
         if landed - rejected > 0:
             outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site))

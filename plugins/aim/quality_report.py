@@ -1,10 +1,14 @@
-"""Publishing quality results beside the exports, under `quality/`, for IT operations to open.
+"""Publishing quality results for IT operations, to the private quality target (AIM_QUALITY_URL,
+`aim.settings.quality_url`), never to the public export root: GX Data Docs show the sample values
+of failed checks as received, unescaped (`<script>` in a source value would run in the portal's
+origin), and a sample may hold values that the exports drop or generalize.
 
-- `quality/<source>/`: the Great Expectations Data Docs site of the source; each validation adds
-  its own page under `validations/` (the site's own index shows the latest one).
-- `quality/index.html`: every recent batch of every source, newest first: its status, failed
-  critical checks, warnings, rows set aside, and a link to its Data Docs page. Plain HTML with
-  relative links, so it works opened from S3 or from the local export folder.
+- `<source>/`: the Great Expectations Data Docs site of the source; each validation adds its own
+  page under `validations/` (the site's own index shows the latest one).
+- `index.html`: every recent batch of every source, newest first: its status, failed critical
+  checks, warnings, rows set aside, and a link to its Data Docs page. Plain HTML, every value
+  escaped, with links relative to the target's root (where `ops.batch.data_docs` paths start), so
+  it works opened from S3 or from a local folder.
 """
 from __future__ import annotations
 
@@ -16,16 +20,17 @@ from pathlib import Path
 
 from aim.storage import ExportTarget
 
-INDEX = "quality/index.html"
+INDEX = "index.html"
 RECENT_BATCHES = 200
 
 
 def publish_data_docs(target: ExportTarget, source: str, site: Path) -> str | None:
-    """Publish a built Data Docs site under `quality/<source>/`; returns the validation page's path."""
+    """Publish a built Data Docs site under `<source>/` of the quality target; returns the validation
+    page's path there (relative to the target's root), or None when the site has none."""
     page = None
     for path in sorted(p for p in Path(site).rglob("*") if p.is_file()):
         relative = path.relative_to(site).as_posix()
-        relpath = f"quality/{source}/{relative}"
+        relpath = f"{source}/{relative}"
         target.publish_if_changed(path, relpath, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
         if relative.startswith("validations/") and relative.endswith(".html"):
             page = relpath
@@ -50,7 +55,7 @@ def index_html(rows: list[tuple]) -> str:
     Data Docs path, failed critical checks)."""
     body = []
     for source, batch_id, status, landed_at, rows_landed, rejected, warnings, docs, failed in rows:
-        link = f'<a href="{html.escape(docs[len("quality/"):])}">checks</a>' if docs else ""
+        link = f'<a href="{html.escape(docs)}">checks</a>' if docs else ""
         body.append(
             f'<tr class="{html.escape(status)}"><td>{html.escape(source)}</td><td>{html.escape(batch_id)}</td>'
             f"<td>{html.escape(status)}</td><td>{landed_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}</td><td>{rows_landed}</td>"
@@ -78,7 +83,7 @@ exports; a <b>failed</b> batch passed its checks but its merge failed (the reaso
 
 
 def publish_index(cur, target: ExportTarget) -> None:
-    """Rewrite `quality/index.html` from `ops.batch` (only when its content changed)."""
+    """Rewrite `index.html` at the quality target's root from `ops.batch` (only when its content changed)."""
     with tempfile.TemporaryDirectory(prefix="aim-quality-") as tmp:
         page = Path(tmp) / "index.html"
         page.write_text(index_html(_rows(cur)), encoding="utf-8")

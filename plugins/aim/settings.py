@@ -4,6 +4,8 @@
 | ------------------- | --------------------------------------------------------------- |
 | AIM_WAREHOUSE_URL   | SQLAlchemy URL of the warehouse (required inside tasks)          |
 | AIM_EXPORT_URL      | export target: a folder path or `s3://bucket/prefix`            |
+| AIM_QUALITY_URL     | quality reports (Data Docs, quality index) for IT operations: a  |
+|                     | private folder or `s3://bucket/prefix`, never in the export root |
 | AIM_PROJECT_ROOT    | folder holding `sql/`, `expectations/` (default: this checkout)  |
 | AIM_SOURCES_DIR     | source configuration files (default: `<root>/dags/sources`)     |
 | AIM_EXPECTATIONS_DIR| expectation suites (default: `<root>/expectations`)             |
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 PROJECT_ROOT_DEFAULT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +59,39 @@ def warehouse_url() -> str:
 def export_url() -> str:
     """Where exports go: a local folder or `s3://bucket/prefix` (default: `<project>/.aim/exports`)."""
     return os.environ.get("AIM_EXPORT_URL") or str(project_root() / ".aim" / "exports")
+
+
+def quality_url() -> str:
+    """Where quality reports go, private to IT operations: AIM_QUALITY_URL, a folder or
+    `s3://bucket/prefix` (default: `<project>/.aim/quality`); RuntimeError when it overlaps the
+    public export root (Data Docs show sample values as received, unescaped)."""
+    given = os.environ.get("AIM_QUALITY_URL")
+    url = given or str(project_root() / ".aim" / "quality")
+    exports = export_url()
+    if _overlap(url, exports):
+        raise RuntimeError(
+            f"AIM_QUALITY_URL {url!r}{'' if given else ' (its default)'} overlaps the public export root "
+            f"AIM_EXPORT_URL {exports!r}: quality reports and Data Docs must never be published to the open "
+            "data portal; point AIM_QUALITY_URL at a private folder or s3://bucket/prefix outside the export root"
+        )
+    return url
+
+
+def _location(url: str) -> tuple[str, ...]:
+    """A folder path or URL as comparable parts: ("s3", bucket, *prefix) or ("file", *absolute path)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        return ("s3", parsed.netloc, *(part for part in parsed.path.split("/") if part))
+    if parsed.scheme not in ("", "file"):
+        return (parsed.scheme, url)
+    return ("file", *Path(parsed.path if parsed.scheme == "file" else url).resolve().parts)
+
+
+def _overlap(one: str, other: str) -> bool:
+    """True when one location is the other or lies inside it (either way round)."""
+    a, b = _location(one), _location(other)
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
 
 
 def measures_dir() -> Path:

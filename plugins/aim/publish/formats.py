@@ -15,6 +15,13 @@ CSV (`text/csv`): UTF-8 without a byte-order mark; RFC 4180: a header row of the
   stay distinct for readers that care (a Table Schema reader with missingValues [""] reads both
   as missing). A line break inside a quoted value is written as stored (often a bare LF): RFC
   4180 allows line breaks inside quotes, and the data is not rewritten.
+  Formulas: a text value that begins with `=`, `+`, `-`, `@`, a tab or a carriage return would
+  run as a formula when the CSV is opened in a spreadsheet (CSV injection), so in the CSV, and
+  only in text columns, it is written with a single quote in front (`'=1+1`, quoted as above
+  when it holds a comma, quote, CR or LF), as OWASP's CSV injection guidance recommends. A reader
+  that needs the exact value takes the JSON or Parquet file, which hold it unchanged; numbers
+  in numeric columns (`-3.5`) are never prefixed. The Table Schema says so for each text field
+  (`CSV_FORMULA_NOTE`).
   Values: integers in decimal; numeric as its exact decimal text, never with an exponent
   (`0.0000001`, not `1E-7`); double precision as Python's shortest round-trip text, with a
   capital E when it has an exponent, as Table Schema's number syntax asks (`0.1`, `1E-07`);
@@ -173,12 +180,28 @@ class WrittenFile:
 # --- value rendering --------------------------------------------------------------------------
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')
+# A cell beginning with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_FORMULA_NOTE = (
+    "In the CSV file, a value that begins with =, +, -, @, a tab or a carriage return is written with a "
+    "single quote (') in front, so that a spreadsheet does not run it as a formula; the JSON and Parquet "
+    "files hold the value unchanged."
+)
 
 
 def _csv_quote(s: str) -> str:
     if s == "" or _CSV_SPECIAL.search(s):
         return '"' + s.replace('"', '""') + '"'
     return s
+
+
+def neutralize_formula(s: str) -> str:
+    """`s` with a single quote in front when it begins with a formula character (`FORMULA_PREFIXES`), else `s`."""
+    return "'" + s if s.startswith(FORMULA_PREFIXES) else s
+
+
+def _csv_text(s: str) -> str:
+    return _csv_quote(neutralize_formula(s))
 
 
 def _special_float(x: float) -> str | None:
@@ -234,7 +257,7 @@ _TEXT_RENDERERS: dict[str, Callable] = {
 
 def _csv_renderer(type_name: str) -> Callable:
     if type_name == "text":
-        return _csv_quote
+        return _csv_text
     return _TEXT_RENDERERS[type_name]  # never holds a comma, quote or line break
 
 

@@ -14,11 +14,14 @@ JSON and Parquet files hold the same columns with native types). Type mapping:
 |                           |                   | values are UTC, written with a Z)                |
 
 Numbers may be `NaN`, `INF`, `-INF` (the spec's special values), which is how the CSV writes them.
+Every string field's description ends with `CSV_FORMULA_NOTE`: in the CSV, a value beginning with
+`=`, `+`, `-`, `@`, a tab or a carriage return carries a leading single quote so that spreadsheets do
+not run it as a formula (`aim.publish.formats`); the JSON and Parquet files hold it unchanged.
 Constraints: every primary key field is `required`; a single-field primary key is also `unique`.
 """
 from __future__ import annotations
 
-from aim.publish.formats import Column, canonical_type
+from aim.publish.formats import CSV_FORMULA_NOTE, Column, canonical_type
 
 FIELD_TYPES = {
     "text": "string",
@@ -34,9 +37,19 @@ FIELD_TYPES = {
 }
 
 
+def _description(column: Column, pg_type: str) -> str:
+    """The column's description, with the CSV's formula neutralization spelled out for a text column."""
+    description = (column.description or "").strip()
+    if pg_type != "text":
+        return description
+    if description and not description.endswith((".", "!", "?")):
+        description += "."
+    return f"{description} {CSV_FORMULA_NOTE}".lstrip()
+
+
 def _field(column: Column) -> dict:
     pg_type = canonical_type(column.type)
-    field: dict = {"name": column.name, "type": FIELD_TYPES[pg_type], "description": column.description or ""}
+    field: dict = {"name": column.name, "type": FIELD_TYPES[pg_type], "description": _description(column, pg_type)}
     if field["type"] in ("string", "date", "datetime"):
         field["format"] = "default"
     if field["type"] == "boolean":
@@ -53,8 +66,8 @@ def table_schema(
 ) -> dict:
     """A Table Schema dict for `columns`, in column order.
 
-    Promises: one field per column with name, type, description (and format where the type has
-    one); primary key fields carry constraints.required (and constraints.unique when the key is a
+    Promises: one field per column with name, type, description (a text column's says how the CSV
+    neutralizes formulas: `CSV_FORMULA_NOTE`) and format where the type has one; primary key fields carry constraints.required (and constraints.unique when the key is a
     single field); "primaryKey" is present when `primary_key` is given and "missingValues" always.
     Raises ValueError for an empty or duplicate column list, an unsupported type, or a primary key
     that is empty, repeats a field or names a field that is not a column.
