@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test chromium install lock warehouse-url psql warehouse-stop airflow-ui quarantine release discard clean
+.PHONY: demo test chromium install lock warehouse-url psql psql-analyst warehouse-stop airflow-ui quarantine release discard clean
 
 demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
 	$(BIN)/python -m aim_demo demo
@@ -39,6 +39,9 @@ warehouse-url: $(STAMP) ## print the warehouse URL (starts the embedded server i
 
 psql: $(STAMP) ## open psql on the warehouse
 	$(BIN)/python -m aim_demo psql
+
+psql-analyst: $(STAMP) ## open psql on the warehouse as aim_analyst (password from .aim/aim_analyst.pgpass)
+	$(BIN)/python -m aim_demo psql-analyst
 
 warehouse-stop: $(STAMP) ## stop the embedded warehouse server
 	$(BIN)/python -m aim_demo stop

@@ -3,7 +3,9 @@
   demo        start the embedded warehouse and the demo departmental systems, run every ingest
               DAG once through Airflow (`airflow dags test`), print a summary
   url         print the warehouse URL
-  psql        open psql on the warehouse
+  psql        open psql on the warehouse (as its owner)
+  psql-analyst
+              open psql on the warehouse as aim_analyst (embedded: its password is in .aim/aim_analyst.pgpass)
   stop        stop the embedded warehouse server
   standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
   quarantine  review quarantined batches: list | show BATCH | release BATCH --note ... | discard BATCH --note ...
@@ -25,6 +27,25 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([airflow, *args], env={**os.environ, **env}, text=True, capture_output=True)
 
 
+def _migrated_warehouse() -> str:
+    """The warehouse's URL, migrated; on the embedded server aim_analyst gets the password of its pgpass file."""
+    from aim.migrations import migrate
+
+    warehouse = local.warehouse_url()
+    migrate(warehouse)
+    if local.uses_embedded_warehouse():
+        local.set_analyst_password(warehouse)
+    return warehouse
+
+
+def psql_analyst() -> int:
+    """psql on the warehouse as aim_analyst: embedded, through its pgpass file; else with the caller's PG* settings."""
+    embedded = local.uses_embedded_warehouse()
+    warehouse = _migrated_warehouse() if embedded else local.warehouse_url()
+    env = {**os.environ, **(local.analyst_environment() if embedded else {})}
+    return subprocess.call(local.psql_command(local.analyst_url(warehouse)), env=env)
+
+
 @contextmanager
 def _environment() -> Iterator[dict[str, str]]:
     """Warehouse, exports, Airflow settings and every source's connection, with the demo systems running.
@@ -32,11 +53,9 @@ def _environment() -> Iterator[dict[str, str]]:
     A connection already set in the environment (a real system) wins over the demo one.
     """
     from aim import clock
-    from aim.migrations import migrate
     from aim_demo.systems import demo_systems
 
-    warehouse = local.warehouse_url()
-    migrate(warehouse)
+    warehouse = _migrated_warehouse()
     now = clock.local_wall_time().replace(microsecond=0)
     with demo_systems(local.STATE_DIR, local.rms_url(warehouse), now) as connections:
         yield {
@@ -50,6 +69,7 @@ def _environment() -> Iterator[dict[str, str]]:
 def demo() -> int:
     """Run the pipeline end to end on the local environment; non-zero exit when a run failed."""
     print("starting the warehouse and the demo departmental systems ...", flush=True)
+    analyst_passfile = local.ANALYST_PASSFILE if local.uses_embedded_warehouse() else None
     with _environment() as env:
         os.environ.update(env)  # aim.* below reads the same settings as the Airflow tasks
         from aim import settings
@@ -74,7 +94,8 @@ def demo() -> int:
             log_path.write_text(result.stdout + result.stderr)
             if result.returncode != 0:
                 failed.append((dag_id, log_path))
-        runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started)
+        runs = print_summary(env["AIM_WAREHOUSE_URL"], [c.source for c in configs], since_epoch=started,
+                             analyst_passfile=analyst_passfile)
     for dag_id, log_path in failed:
         print(f"{dag_id} FAILED: see {log_path}", file=sys.stderr)
     succeeded = {r["source"] for r in runs if r["status"] == "success"}
@@ -90,6 +111,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "psql":
         return subprocess.call(local.psql_command(local.warehouse_url()))
+    if command == "psql-analyst":
+        return psql_analyst()
     if command == "standalone":
         with _environment() as env:
             airflow = os.path.join(os.path.dirname(sys.executable), "airflow")

@@ -4,6 +4,10 @@ The wheel's own `PostgresServer` listens on a Unix socket only and stops the ser
 Python process exits. The demo needs a warehouse that outlives the process (an analyst connects
 after `make demo`) and a plain `host:port` URL that psql, Airflow connections and Great
 Expectations all accept, so this module drives the wheel's `initdb` and `pg_ctl` itself.
+
+Authentication (pg_hba.conf, rewritten at every start and reloaded when it changed): the
+superuser the server runs for is trusted on the server's socket and on loopback; every other role
+logs in with a password (scram-sha-256), and a role given `confined_roles` only into its databases.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import warnings
 
@@ -104,16 +109,62 @@ def _running_port(pgdata: Path) -> int | None:
     return port
 
 
-def ensure_running(pgdata: Path, port: int | None = None, host: str = "127.0.0.1") -> EmbeddedPostgres:
+_LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+
+def _hba_name(name: str) -> str:
+    """`name` quoted for pg_hba.conf, so it is read as that one database or role name only."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def hba_rules(confined_roles: Mapping[str, Sequence[str]] | None = None) -> str:
+    """pg_hba.conf text: the superuser trusted, every other role by password, confined roles only into their databases.
+
+    Only the server's socket and loopback are accepted; anything else matches no line and is refused.
+    """
+    lines = ["# Written by aim_demo/embedded_pg.py at every start of the server: edits here are overwritten.",
+             f"local all {SUPERUSER} trust",
+             *(f"host all {SUPERUSER} {address} trust" for address in _LOOPBACK)]
+    for role, databases in (confined_roles or {}).items():
+        names = ",".join(_hba_name(d) for d in databases)
+        lines += [f"local {names} {_hba_name(role)} scram-sha-256",
+                  *(f"host {names} {_hba_name(role)} {address} scram-sha-256" for address in _LOOPBACK),
+                  f"local all {_hba_name(role)} reject",
+                  f"host all {_hba_name(role)} all reject"]
+    lines += ["local all all scram-sha-256",
+              *(f"host all all {address} scram-sha-256" for address in _LOOPBACK)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_hba(pgdata: Path, rules: str) -> bool:
+    """Make `pgdata`'s pg_hba.conf say `rules`, readable by the server only; True when it changed."""
+    path = pgdata / "pg_hba.conf"
+    if path.exists() and path.read_text() == rules:
+        return False
+    owner = pgdata.stat()
+    scratch = path.with_name("pg_hba.conf.new")
+    scratch.write_text(rules)
+    scratch.chmod(0o600)
+    os.chown(scratch, owner.st_uid, owner.st_gid)  # the server's system user, when it runs as another
+    os.replace(scratch, path)
+    return True
+
+
+def ensure_running(pgdata: Path, port: int | None = None, host: str = "127.0.0.1",
+                   confined_roles: Mapping[str, Sequence[str]] | None = None) -> EmbeddedPostgres:
     """Start (initialising on first use) the server on `pgdata`, or reuse the one already running.
 
     The server keeps running after this process exits; `stop()` ends it. `port=None` picks a
-    free port; a server already running on `pgdata` keeps the port it has.
+    free port; a server already running on `pgdata` keeps the port it has. Either way its
+    pg_hba.conf is `hba_rules(confined_roles)` afterwards (a running server reloads it).
     """
     pgdata = Path(pgdata).resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
+    rules = hba_rules(confined_roles)
     running = _running_port(pgdata)
     if running is not None:
+        if (pgdata / "PG_VERSION").exists() and _write_hba(pgdata, rules):
+            _reload(pgdata)
         return EmbeddedPostgres(pgdata, host, running)
 
     user = _system_user()
@@ -121,6 +172,7 @@ def ensure_running(pgdata: Path, port: int | None = None, host: str = "127.0.0.1
         _grant_access(pgdata, user)
     if not (pgdata / "PG_VERSION").exists():
         initdb(["--auth=trust", "--encoding=utf8", "--locale=C", "-U", SUPERUSER], pgdata=pgdata, user=user)
+    _write_hba(pgdata, rules)
     port = port or free_port(host)
     log = pgdata / "server.log"
     try:
@@ -132,6 +184,14 @@ def ensure_running(pgdata: Path, port: int | None = None, host: str = "127.0.0.1
         tail = log.read_text()[-2000:] if log.exists() else "(no server log)"
         raise RuntimeError(f"embedded PostgreSQL on {pgdata} did not start on port {port}:\n{tail}") from err
     return EmbeddedPostgres(pgdata, host, port)
+
+
+def _reload(pgdata: Path) -> None:
+    """Make the server running on `pgdata` read its configuration files (pg_hba.conf) again."""
+    user = _system_user()
+    if user:
+        _grant_access(pgdata, user)
+    pg_ctl(["reload"], pgdata=pgdata, user=user, timeout=60)
 
 
 def stop(pgdata: Path) -> bool:

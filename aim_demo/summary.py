@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from aim import settings
 from aim_demo import local
@@ -25,8 +26,12 @@ def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[
     return [dict(zip(_RUN_COLUMNS, row)) for row in rows]
 
 
-def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> list[dict]:
-    """Print the runs table, the export location and how to reach the warehouse; returns the runs."""
+def print_summary(warehouse: str, sources: list[str], since_epoch: float,
+                  analyst_passfile: Path | None = None) -> list[dict]:
+    """Print the runs table, the export location and how to reach the warehouse; returns the runs.
+
+    `analyst_passfile`, the embedded warehouse's pgpass file for aim_analyst, is named (never read).
+    """
     runs = latest_runs(warehouse, sources, dt.datetime.fromtimestamp(since_epoch, dt.timezone.utc))
     seen = {r["source"] for r in runs}
     rows = [
@@ -50,8 +55,12 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float) -> lis
     print(f"\nexports:   {settings.export_url()}/latest/ (CSV, JSON, Parquet, Table Schema per data set), "
           f"archive/, manifest.json, catalog/data.json")
     print(f"scorecard: {settings.export_url()}/site/index.html (open it in a browser)")
-    print(f"quality:   {settings.export_url()}/quality/index.html (Data Docs per batch; make quarantine lists held batches)")
+    print(f"quality:   {settings.quality_url()}/index.html (Data Docs per batch, for IT operations: not published; "
+          f"make quarantine lists held batches)")
     print(f"warehouse: {local.display_url(warehouse)}   (make psql opens it; make warehouse-url prints it)")
+    if analyst_passfile is not None:
+        print(f"analyst:   make psql-analyst opens it as aim_analyst (marts only); other clients: user aim_analyst, "
+              f"password in {analyst_passfile} (PGPASSFILE={analyst_passfile})")
     print("run log:   SELECT * FROM ops.run_log ORDER BY started_at DESC;")
     return runs
 

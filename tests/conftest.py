@@ -112,6 +112,7 @@ def isolated_environment(request, tmp_path_factory, clock):
             env.setenv(name, value)
         env.setenv("AIM_NOW", clock.isoformat())
         env.setenv("AIM_EXPORT_URL", str(folder / "exports"))
+        env.setenv("AIM_QUALITY_URL", str(folder / "quality"))
         env.setenv("AIRFLOW_HOME", str(folder / "airflow"))
         (folder / "airflow").mkdir()
         yield folder

@@ -50,6 +50,17 @@ COMPOSE_BUILTIN_VARIABLES = {"COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOS
 # Names of environment variables / assignments that hold credentials.
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|_KEY(?:_ID)?$|^AIRFLOW_CONN_")
 
+# Secrets with no safe default: written ${VAR:?message}, so docker compose refuses
+# to start anything while one is unset or empty. Every *PASSWORD* variable is one.
+REQUIRED_VARIABLES = {
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "_AIRFLOW_WWW_USER_PASSWORD",
+    "AIRFLOW_DB_PASSWORD",
+    "AIM_WAREHOUSE_PASSWORD",
+}
+LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+
 # --------------------------------------------------------------------------
 # Compose interpolation
 # --------------------------------------------------------------------------
@@ -178,6 +189,23 @@ def environment(svc: dict) -> dict[str, str | None]:
             for item in env
         }
     return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def required(name: str) -> str:
+    """Pattern of a compose reference to `name` that fails without a value: ${NAME:?message}."""
+    return rf"\$\{{{re.escape(name)}:\?[^{{}}]*[^{{}}\s][^{{}}]*\}}"
+
+
+def published_ports(svc: dict) -> list[tuple[str, str, str]]:
+    """(host ip, host port, container port) of each published port, short or long syntax, resolved."""
+    result = []
+    for port in svc.get("ports") or []:
+        if isinstance(port, dict):
+            result.append(tuple(value_of(port.get(key)) for key in ("host_ip", "published", "target")))
+            continue
+        parts = value_of(port).rsplit(":", 2)
+        result.append(tuple([""] * (3 - len(parts)) + parts))
+    return result
 
 
 def command_words(value) -> list[str]:
@@ -309,7 +337,8 @@ def test_airflow_init_migrates_the_database_and_creates_the_admin(services):
     assert env.get("_AIRFLOW_DB_MIGRATE") == "true"
     assert env.get("_AIRFLOW_WWW_USER_CREATE") == "true"
     assert value_of(env.get("_AIRFLOW_WWW_USER_USERNAME"))
-    assert value_of(env.get("_AIRFLOW_WWW_USER_PASSWORD"))
+    # No default admin password: the stack does not start until one is set.
+    assert re.fullmatch(required("_AIRFLOW_WWW_USER_PASSWORD"), env.get("_AIRFLOW_WWW_USER_PASSWORD") or "")
     assert env.get("_PIP_ADDITIONAL_REQUIREMENTS") == ""
     words = command_words(init.get("entrypoint")) + command_words(init.get("command"))
     assert words[:2] == ["/bin/bash", "-c"], "airflow-init runs a bash script"
@@ -344,9 +373,9 @@ def test_core_airflow_settings(airflow_services):
         assert value_of(env.get("AIM_PROJECT_ROOT")) == "/opt/airflow", name
         execution_api = urlparse(value_of(env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")))
         assert execution_api.hostname == "airflow-apiserver", name
-        # Shared secrets come from the environment, never from this file.
+        # Shared secrets come from the environment, never from this file, and must be set.
         for secret in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
-            assert re.fullmatch(rf"\$\{{{secret}(:?-)?\}}", env.get(secret) or ""), f"{name} {secret}"
+            assert re.fullmatch(required(secret), env.get(secret) or ""), f"{name} {secret}"
 
 
 def test_project_folders_are_mounted_into_every_airflow_service(airflow_services):
@@ -440,6 +469,34 @@ def test_env_example_documents_the_compose_variables(compose, env_example):
         if op in (":-", "-") and name in env_example and default != env_example[name]
     )
     assert not mismatched, f"compose default != .env.example value: {mismatched}"
+
+
+def test_required_secrets_have_no_default_and_stop_compose_when_unset(compose, env_example):
+    # Every reference to a required secret (or to any *PASSWORD* variable) is
+    # ${VAR:?message}: no weak default, and a message saying what to set.
+    refs = all_references(compose)
+    with_default = sorted({name for name, op, _ in refs
+                           if (name in REQUIRED_VARIABLES or "PASSWORD" in name) and op != ":?"})
+    assert not with_default, f"must be ${{VAR:?message}}, not have a default: {with_default}"
+    messages = {name: message for name, op, message in refs if op == ":?"}
+    assert REQUIRED_VARIABLES <= set(messages), f"not required: {sorted(REQUIRED_VARIABLES - set(messages))}"
+    for name, message in messages.items():
+        assert name in message and ".env" in message, f"{name}: the message names the variable and .env"
+    # .env.example lists each one with no value, and the header says how to generate it.
+    header = ENV_EXAMPLE.read_text(encoding="utf-8").split("\n\n", 1)[0]
+    for name in REQUIRED_VARIABLES:
+        assert env_example.get(name) == "", f"docker/.env.example: {name}= must be empty (no shared value)"
+        assert re.search(rf"^#\s+{re.escape(name)}\s+python3 -c", header, re.M), f"{name}: how to generate it"
+
+
+def test_published_ports_are_bound_to_loopback(services):
+    # Nothing is published on all interfaces; the UI goes behind a reverse proxy.
+    for name, svc in services.items():
+        for host_ip, host_port, container_port in published_ports(svc):
+            where = host_ip or "all interfaces"
+            assert host_ip in LOOPBACK, f"{name} publishes {host_port}:{container_port} on {where}"
+    assert published_ports(services["airflow-apiserver"]) == [("127.0.0.1", "8080", "8080")]
+    assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:${AIRFLOW_API_PORT:-8080}:8080"]
 
 
 def test_depended_on_services_have_healthchecks(services):
