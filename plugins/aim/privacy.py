@@ -71,8 +71,6 @@ CLASSES: dict[str, PrivacyClass] = {c.name: c for c in (
                  "than min_addresses addresses", NUMBERS, _grid_centre),
 )}
 
-NOT_PUBLISHED_SENSITIVE = ("personal", "free_text")  # what a data set may declare it `contains`
-
 
 def privacy_class(name: str) -> str:
     """`name` if it is a privacy class; ValueError listing the classes otherwise."""

@@ -28,7 +28,6 @@ from aim.sources import SourceConfig, load_source
 
 RECORD_ID = "record_id"
 POINT_MIN_ADDRESSES = 5
-COMPLEMENT_ROUNDS = 100  # complementary suppression settles long before: each round suppresses a cell or stops
 
 
 @dataclass
@@ -158,10 +157,10 @@ def suppress_small_cells(conn, dataset_id: str, rows: Rows, cells: SmallCells) -
             flags=sql.SQL(", ").join(sql.SQL("coalesce(q.{c} > 0 AND q.{c} < {n}, FALSE) AS {f}").format(
                 c=sql.Identifier(c), n=sql.Literal(cells.threshold), f=f) for c, f in flags.items())))
         for column, flag in flags.items():
-            for _ in range(COMPLEMENT_ROUNDS):
-                if not sum(_suppress_complements(cur, table, column, flag, group, rows.key)
-                           for group in cells.published_totals):
-                    break
+            # rounds only add suppressed cells, so they end: at the latest when every cell is suppressed
+            while sum(_suppress_complements(cur, table, column, flag, group, rows.key)
+                      for group in cells.published_totals):
+                pass
     conn.commit()
     selected = [sql.SQL("CASE WHEN {f} THEN NULL ELSE {c} END AS {c}").format(f=flags[c.name], c=sql.Identifier(c.name))
                 if c.name in flags else sql.Identifier(c.name) for c in rows.columns]
