@@ -239,6 +239,15 @@ def test_irregular_addresses_generalize_to_their_block_or_to_nothing(city, addre
     assert not exact_addresses({"x": [generalized or ""]}) and not zip_plus_4({"x": [generalized or ""]})
 
 
+def test_the_address_and_zip_attacks_find_what_the_old_generalizer_let_through():
+    """Values the generalizer of migration 0015 published as they came (no house number at the start,
+    a ZIP+4 after the street) are what the attacks catch."""
+    let_through = ["APT 3, 2846 N 1ST ST", "COLUMBIA ST MARYS HOSPITAL,MKE at 2301 N LAKE DR,MKE",
+                   "Caller says the man at 2850 N 1st St is loud", "2800 BLOCK N 1ST ST, MILWAUKEE, WI 53212-1234"]
+    assert exact_addresses({"x": let_through}) == {"x": ["2301 N LAKE DR", "2846 N 1ST ST", "2850 N 1st St"]}
+    assert zip_plus_4({"x": let_through}) == {"x": ["53212-1234"]}
+
+
 # ---- coordinates ------------------------------------------------------------------------------
 
 def core_address_points(city) -> dict[str, tuple[float, float]]:
