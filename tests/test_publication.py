@@ -433,7 +433,9 @@ def _run_publication(after: int, day: dt.date) -> subprocess.CompletedProcess:
 def test_a_publication_killed_midway_leaves_the_previous_one_complete(portal, today, after):
     day = today + dt.timedelta(days=after)  # a day without an archive snapshot yet (each `after` its own day)
     manifest, catalog = portal.get("manifest.json"), portal.get("catalog/data.json")
-    portal.query("UPDATE core.mhd_lead_tests SET children_tested = children_tested + 1 "
+    # a change the published file shows: counts below 5 are published empty, so +1 on a month of small
+    # counts (the month just begun) could change nothing a reader sees, and nothing would be written
+    portal.query("UPDATE core.mhd_lead_tests SET children_tested = children_tested + 10 "
                  "WHERE month = (SELECT max(month) FROM core.mhd_lead_tests) RETURNING 1")
 
     killed = _run_publication(after, day)
