@@ -80,29 +80,30 @@ FLAWED_ORDER_ADDRESS = "4172 N 61ST ST"
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
 
 
-def _write_flawed_dns_workbook(folder: Path, now: dt.datetime) -> None:
+def _write_dns_workbook(path: Path, rows: list[list]) -> None:
+    """A DNS orders workbook as the department sends it (sheet Orders, its header), with `rows`."""
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = "Orders"
     sheet.append(["Order Number", "Violation Type", "Issued", "Compliance Due", "Complied Date", "Status",
                   "Address", "Aldermanic District"])
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+
+
+def _write_flawed_dns_workbook(folder: Path, now: dt.datetime) -> None:
     issued = now.date() - dt.timedelta(days=3)
-    sheet.append([f"ORD-{issued:%y}999999", "BROKEN WINDOW", issued, issued + dt.timedelta(days=30),
-                  "see inspector", "OPEN", FLAWED_ORDER_ADDRESS, 2])
-    workbook.save(folder / "dns_orders_corrections.xlsx")
+    _write_dns_workbook(folder / "dns_orders_corrections.xlsx", [
+        [f"ORD-{issued:%y}999999", "BROKEN WINDOW", issued, issued + dt.timedelta(days=30), "see inspector", "OPEN",
+         FLAWED_ORDER_ADDRESS, 2]])
 
 
 def _write_hostile_dns_workbook(folder: Path, now: dt.datetime) -> None:
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    sheet.title = "Orders"
-    sheet.append(["Order Number", "Violation Type", "Issued", "Compliance Due", "Complied Date", "Status",
-                  "Address", "Aldermanic District"])
     issued = now.date() - dt.timedelta(days=2)
-    for n, status in enumerate(HOSTILE):
-        sheet.append([f"ORD-{issued:%y}99999{n}", "BROKEN WINDOW", issued, issued + dt.timedelta(days=30), None,
-                      status, f"{4180 + n} N 61ST ST", 2])
-    workbook.save(folder / "dns_orders_hostile.xlsx")
+    _write_dns_workbook(folder / "dns_orders_hostile.xlsx", [
+        [f"ORD-{issued:%y}99999{n}", "BROKEN WINDOW", issued, issued + dt.timedelta(days=30), None, status,
+         f"{4180 + n} N 61ST ST", 2] for n, status in enumerate(HOSTILE)])
 
 
 @pytest.fixture(scope="module")
