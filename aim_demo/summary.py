@@ -105,3 +105,8 @@ def print_scorecard(warehouse: str) -> None:
     with_value, measures, months, statuses = rows[0]
     print(f"\nAIM scorecard: {with_value} of {measures} measures have values, {months} months of history; "
           f"citywide status: {statuses or '-'}  (SELECT * FROM marts.scorecard;)")
+    completeness = query(warehouse, """
+        SELECT string_agg(completeness || ' ' || n, ', ' ORDER BY completeness) FROM
+          (SELECT completeness, count(*) AS n FROM marts.measure_history
+           WHERE geography_type = 'citywide' AND period_type = 'month' GROUP BY completeness) c""")[0][0]
+    print(f"measure-months, citywide: {completeness or '-'}  (which and why: SELECT * FROM marts.source_coverage;)")

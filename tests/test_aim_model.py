@@ -6,7 +6,9 @@ depend on the shipped sql/measures files; the last tests check those files again
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import hashlib
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,8 @@ from psycopg2.extras import execute_values
 from sqlalchemy.engine import make_url
 
 from aim import db, measures
-from aim.measures_dag import build_measures_dag, measure_sources, request_from_params
+from aim.measures.dag import build_measures_dag
+from aim.measures.runs import measure_sources, request_from_params
 from aim.migrations import migrate
 from aim.settings import sources_dir
 from aim.sources import load_source_config, source_config_paths
@@ -39,11 +42,12 @@ STUB_SAF_01 = """\
 -- measure: SAF-01
 -- reads: core.mpd_crime_incidents (reported_at)
 -- geographies: citywide, aldermanic_district, police_district
--- Stub for the tests: incidents per month and geography.
+-- aggregation: sum
+-- Stub for the tests: incidents per period and geography.
 WITH incidents AS (
-    SELECT date_trunc('month', i.reported_at)::date AS period_start, i.ald, i.police
-    FROM core.mpd_crime_incidents i, measure_window w
-    WHERE i.reported_at >= w.period_start AND i.reported_at < w.period_end + interval '1 month'
+    SELECT p.period_start, i.ald, i.police
+    FROM core.mpd_crime_incidents i
+    JOIN measure_period p ON i.reported_at >= p.period_start AND i.reported_at < p.period_end + 1
 )
 SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code,
        count(*)::numeric AS value, NULL::numeric AS numerator, NULL::numeric AS denominator
@@ -60,11 +64,13 @@ STUB_SAF_02 = """\
 -- measure: SAF-02
 -- reads: core.mpd_crime_incidents (reported_at), core.ref_geography_stat
 -- geographies: citywide, aldermanic_district
+-- aggregation: sum
 -- Stub: robberies per 1,000 residents (columns in another order than the contract's, on purpose).
 WITH incidents AS (
-    SELECT date_trunc('month', i.reported_at)::date AS period_start, i.ald
-    FROM core.mpd_crime_incidents i, measure_window w
-    WHERE i.reported_at >= w.period_start AND i.reported_at < w.period_end + interval '1 month' AND i.robbery
+    SELECT p.period_start, i.ald
+    FROM core.mpd_crime_incidents i
+    JOIN measure_period p ON i.reported_at >= p.period_start AND i.reported_at < p.period_end + 1
+    WHERE i.robbery
 ), placed AS (
     SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code FROM incidents
     UNION ALL
@@ -82,12 +88,13 @@ STUB_CHI_02 = """\
 -- measure: CHI-02
 -- reads: core.mhd_lead_tests (month)
 -- geographies: citywide
-SELECT to_date(t.month, 'YYYY-MM') AS period_start, 'citywide' AS geography_type, 'all' AS geography_code,
+-- aggregation: ratio
+SELECT p.period_start, 'citywide' AS geography_type, 'all' AS geography_code,
        round(100.0 * sum(children_elevated) / nullif(sum(children_tested), 0), 2) AS value,
        sum(children_elevated)::numeric AS numerator, sum(children_tested)::numeric AS denominator
-FROM core.mhd_lead_tests t, measure_window w
-WHERE to_date(t.month, 'YYYY-MM') BETWEEN w.period_start AND w.period_end
-GROUP BY t.month
+FROM core.mhd_lead_tests t
+JOIN measure_period p ON to_date(t.month, 'YYYY-MM') BETWEEN p.period_start AND p.period_end
+GROUP BY p.period_start
 """
 
 
@@ -192,10 +199,13 @@ def load_registry(cur, rows: list[dict], loaded_at=FIRST_LOAD, batch="bmo-batch-
 
 
 def incidents(month: dt.date, count: int, prefix: str = "T") -> list[tuple]:
-    """`count` incidents in `month`: districts round-robin, every fourth a robbery, the rest thefts."""
+    """`count` incidents spread evenly over `month` (at least one a day when `count` is at least its
+    number of days: the police source then covers the month), districts round-robin, every fourth a
+    robbery, the rest thefts."""
     rows = []
+    spacing = calendar.monthrange(month.year, month.month)[1] * 24 / count  # hours between incidents
     for k in range(count):
-        reported = dt.datetime.combine(month, dt.time(0, 30)) + dt.timedelta(hours=7 * k)
+        reported = dt.datetime.combine(month, dt.time(0, 30)) + dt.timedelta(hours=spacing * k)
         rows.append((f"{prefix}{month:%y%m}{k:04d}", reported, k % 15 + 1, k % 7 + 1, k % 4 == 0, k % 4 != 0))
     return rows
 
@@ -252,11 +262,24 @@ def filled(new_database, stub_measures) -> Warehouse:
     return wh
 
 
-def insert_values(wh: Warehouse, code: str, values: dict[tuple, Decimal], run_id: str = "direct") -> None:
-    """Write measure values directly (as if computed), replacing any for the same keys."""
+def insert_values(wh: Warehouse, code: str, values: dict[tuple, Decimal], run_id: str = "direct",
+                  completeness: str = "complete") -> None:
+    """Write measure values directly (as if computed for periods of that completeness), replacing any for
+    the same keys."""
     with wh.cursor() as cur:
         months = sorted({key[0] for key in values})
         measures.ensure_periods(cur, months[0], months[-1])
+        cur.execute(
+            """
+            INSERT INTO core.aim_measure_period (measure_code, period_id, completeness, days_in_period, days_covered,
+                                                 days_settled, definition_sha256, run_id, computed_at)
+            SELECT %s, period_id, %s, period_end - period_start + 1, period_end - period_start + 1,
+                   CASE WHEN %s = 'complete' THEN period_end - period_start + 1 ELSE 0 END, 'direct', %s, now()
+            FROM core.aim_period WHERE period_type = 'month' AND period_start = ANY(%s)
+            ON CONFLICT (measure_code, period_id) DO UPDATE SET completeness = EXCLUDED.completeness
+            """,
+            (code, completeness, completeness, run_id, months),
+        )
         for (month, geography_type, geography_code), value in values.items():
             cur.execute(
                 """
@@ -491,7 +514,8 @@ def test_scorecard_status_at_the_edges(new_database, today):
     })
     insert_values(wh, "PHY-03", {(april, "citywide", "all"): Decimal("1.5")})
     this_month = measures.month_start(today)
-    insert_values(wh, "SAF-04", {(this_month, "citywide", "all"): Decimal("6.9")})  # a month in progress
+    insert_values(wh, "SAF-04", {(this_month, "citywide", "all"): Decimal("6.9")},  # a month in progress
+                  completeness="provisional")
     insert_values(wh, "SAF-02", {(march, "citywide", "all"): Decimal("0.5"), (april, "citywide", "all"): None})
 
     statuses = {(code, geo): (status, target, label) for code, geo, status, target, label in wh.query(
@@ -508,10 +532,11 @@ def test_scorecard_status_at_the_edges(new_database, today):
     assert statuses[("PHY-03", "all")] == ("no target", None, "2026-04")
     assert statuses[("SAF-02", "all")][0::2] == ("on track", "2026-03")  # latest month *with a value*
     assert statuses[("CHI-01", "all")] == ("no value", None, None)     # no value yet: listed, not guessed
-    partial = dict(((c, g), p) for c, g, p in wh.query(
-        "SELECT measure_code, geography_code, is_partial_month FROM marts.scorecard"))
-    assert partial[("SAF-04", "all")] is True and partial[("SAF-01", "1")] is False
-    assert partial[("CHI-01", "all")] is None
+    completeness = dict(((c, g), p) for c, g, p in wh.query(
+        "SELECT measure_code, geography_code, completeness FROM marts.scorecard"))
+    assert completeness[("SAF-04", "all")] == "provisional" and completeness[("SAF-01", "1")] == "complete"
+    assert statuses[("SAF-04", "all")][0] == "provisional"  # a value, but no call against the target yet
+    assert completeness[("CHI-01", "all")] is None
     # the same rule in the history, with the tolerance from core.aim_status_rule
     assert wh.one("SELECT status FROM marts.measure_history WHERE measure_code = 'SAF-02' AND value IS NULL") == "no value"
     with wh.cursor() as cur:
@@ -564,7 +589,7 @@ def test_recompute_computes_every_stub_measure_from_the_sources(filled):
     # data_as_of: the newest _loaded_at of the month's source rows
     as_of = dict(filled.query(
         "SELECT period_start, data_as_of FROM marts.measure_history WHERE measure_code = 'SAF-01' "
-        "AND geography_type = 'citywide'"))
+        "AND geography_type = 'citywide' AND period_type = 'month'"))
     assert as_of == {month: FIRST_LOAD + dt.timedelta(hours=i) for i, month in enumerate(MONTHS)}
 
 
@@ -574,7 +599,8 @@ def test_recompute_twice_duplicates_nothing(filled):
 
     written = filled.recompute(MONTHS[0], MONTHS[-1], "again-run")
 
-    assert written == {"SAF-01": len(before), "SAF-02": len(filled.values("SAF-02")), "CHI-02": len(MONTHS)}
+    assert written == {code: filled.one("SELECT count(*) FROM core.aim_measure_value WHERE measure_code = %s", (code,))
+                       for code in ("SAF-01", "SAF-02", "CHI-02")}  # months, and their quarters and years
     assert filled.one("SELECT count(*) FROM core.aim_measure_value") == rows
     after = filled.values("SAF-01")
     assert {k: v for k, (v, _) in after.items()} == {k: v for k, (v, _) in before.items()}
@@ -606,7 +632,143 @@ def test_backfill_replaces_only_its_range(new_database, stub_measures):
     with wh.cursor() as cur:
         cur.execute("DELETE FROM core.mpd_crime_incidents WHERE date_trunc('month', reported_at) = %s", (MONTHS[4],))
     wh.recompute(MONTHS[4], MONTHS[4], "empty-run", codes=["SAF-01"])
-    assert not [k for k in wh.values("SAF-01") if k[0] == MONTHS[4]]
+    march = {k: v for k, (v, _) in wh.values("SAF-01").items() if k[0] == MONTHS[4]}
+    assert len(march) == 1 + 15 + 7 and set(march.values()) == {None}  # no data: no value, not 0
+    assert {r[0] for r in wh.query("SELECT status FROM marts.measure_history WHERE measure_code = 'SAF-01' "
+                                   "AND period_label = '2026-03'")} == {"no data"}
+
+
+# ------------------------------------------------------------------ completeness, rollups, provenance
+
+
+def history(wh: Warehouse, code: str, label: str, geography: tuple[str, str] = ("citywide", "all")) -> dict:
+    """One row of marts.measure_history by measure, period label and geography."""
+    columns = ("value", "numerator", "denominator", "target_value", "status", "completeness", "days_covered",
+               "days_settled", "period_type")
+    rows = wh.query(f"SELECT {', '.join(columns)} FROM marts.measure_history WHERE measure_code = %s "
+                    "AND period_label = %s AND geography_type = %s AND geography_code = %s", (code, label, *geography))
+    assert len(rows) == 1, (code, label, geography, rows)
+    return dict(zip(columns, rows[0]))
+
+
+def test_quarters_and_fiscal_years_follow_each_measures_aggregation(filled):
+    # SAF-01 sums over months: FY2026 Q1 is January + February + March, its target the monthly 2250 x 3
+    q1 = history(filled, "SAF-01", "FY2026 Q1")
+    assert (q1["period_type"], q1["value"], q1["target_value"]) == ("quarter", 40 + 45 + 50, 3 * 2250)
+    assert (q1["completeness"], q1["status"]) == ("complete", "on track")
+    # the year so far (January to April of a year that runs to December) is provisional: no call yet
+    year = history(filled, "SAF-01", "FY2026")
+    assert (year["value"], year["target_value"], year["completeness"], year["status"]) == (
+        40 + 45 + 50 + 55, 12 * 2250, "provisional", "provisional")
+    assert year["days_covered"] == 30 + 31 + 28 + 31 + 31 + 30 - 61  # January to April
+    # a quarter with a month before the source's first data is provisional, from the months it has
+    q4 = history(filled, "SAF-01", "FY2025 Q4")
+    assert (q4["value"], q4["completeness"], q4["days_covered"]) == (30 + 35, "provisional", 30 + 31)
+    # SAF-02 (a rate on a fixed population) sums too: the quarter's robberies over the same residents
+    robberies = sum((POLICE_COUNTS[m] + 3) // 4 for m in MONTHS[2:5])
+    q1_rate = history(filled, "SAF-02", "FY2026 Q1")
+    assert (q1_rate["numerator"], q1_rate["denominator"]) == (robberies, 577222)
+    assert round(q1_rate["value"], 9) == round(Decimal(1000 * robberies) / 577222, 9)
+    assert float(q1_rate["value"]) == pytest.approx(sum(float(history(filled, "SAF-02", f"{m:%Y-%m}")["value"])
+                                                 for m in MONTHS[2:5]))
+    # CHI-02 is a ratio: the quarter re-divides summed numerators and denominators; its target is not scaled
+    chi = history(filled, "CHI-02", "FY2026 Q1")
+    assert (chi["numerator"], chi["denominator"], chi["value"], chi["target_value"]) == (27, 360, Decimal("7.50"),
+                                                                                        Decimal("6.0"))
+    assert (chi["completeness"], chi["status"]) == ("complete", "off track")
+
+
+def police_days(month: dt.date, districts=(1, 1)) -> list[tuple]:
+    """One Part 1 theft a day in `month`, in aldermanic district `districts[0]`, police district `districts[1]`."""
+    days = calendar.monthrange(month.year, month.month)[1]
+    return [(f"D{month:%y%m}{d:02d}", dt.datetime.combine(month.replace(day=d), dt.time(12)), *districts, False, True)
+            for d in range(1, days + 1)]
+
+
+def test_a_month_without_source_data_has_no_value_and_a_quiet_one_a_real_zero(new_database, monkeypatch):
+    wh = new_warehouse(new_database)
+    november, december = dt.date(2025, 11, 1), dt.date(2025, 12, 1)
+    with wh.cursor() as cur:
+        load_registry(cur, registry_rows())
+        load_incidents(cur, police_days(november) + police_days(december), FIRST_LOAD)
+    wh.sync()
+    monkeypatch.setenv("AIM_MEASURES_DIR", str(ROOT / "sql" / "measures"))  # the shipped SAF-01: 0 where none
+    wh.recompute(dt.date(2025, 10, 1), december, "run-1", codes=["SAF-01"])
+
+    october = {k: v for k, (v, _) in wh.values("SAF-01").items() if k[0] == dt.date(2025, 10, 1)}
+    assert len(october) == 1 + 15 + 7 and set(october.values()) == {None}  # nothing delivered: unknown, not 0
+    assert history(wh, "SAF-01", "2025-10")["status"] == "no data"
+    assert history(wh, "SAF-01", "2025-11")["value"] == 30
+    quiet = history(wh, "SAF-01", "2025-11", ("aldermanic_district", "2"))  # covered, and nothing happened there
+    assert (quiet["value"], quiet["completeness"], quiet["status"]) == (0, "complete", "on track")
+    # December is delivered, but police records keep coming for 30 days after it: provisional, no call yet
+    assert (history(wh, "SAF-01", "2025-12")["completeness"], history(wh, "SAF-01", "2025-12")["status"]) == (
+        "provisional", "provisional")
+    # a source that stops mid-month leaves that month provisional, however old it is
+    with wh.cursor() as cur:
+        cur.execute("DELETE FROM core.mpd_crime_incidents WHERE reported_at >= '2025-11-20'")
+    wh.recompute(november, november, "run-2", codes=["SAF-01"])
+    partial = history(wh, "SAF-01", "2025-11")
+    assert (partial["value"], partial["completeness"], partial["days_covered"], partial["status"]) == (
+        19, "provisional", 19, "provisional")
+
+
+def test_the_fiscal_year_start_month_decides_quarters_years_and_their_targets(new_database, monkeypatch):
+    monkeypatch.setenv("AIM_FISCAL_YEAR_START_MONTH", "7")  # July to June, named by the year it ends in
+    wh = new_warehouse(new_database)
+    load_fixture_sources(wh)
+    wh.sync()
+    wh.recompute(MONTHS[0], MONTHS[-1], "run-1")
+    second_quarter = history(wh, "SAF-01", "FY2026 Q2")  # October to December 2025: October has no data
+    assert (second_quarter["value"], second_quarter["completeness"]) == (30 + 35, "provisional")
+    third_quarter = history(wh, "SAF-01", "FY2026 Q3")  # January to March 2026
+    assert (third_quarter["value"], third_quarter["target_value"], third_quarter["status"]) == (
+        40 + 45 + 50, 3 * 2250, "on track")
+    assert history(wh, "SAF-01", "FY2026")["value"] == sum(POLICE_COUNTS.values())
+
+
+def test_provenance_says_where_any_value_comes_from_as_the_analyst(filled, stub_measures):
+    conn = analyst_connection(filled.url)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT value, completeness, definition_file, definition_sha256, aggregation, run_id, source_table, "
+            "source_rows, batches, data_as_of FROM marts.measure_provenance WHERE measure_code = 'SAF-01' "
+            "AND period_label = %s AND geography_type = 'citywide'", ("2026-01",))
+        january = cur.fetchall()
+        cur.execute("SELECT period_label, source_table, source_rows, batches FROM marts.measure_provenance "
+                    "WHERE measure_code = 'CHI-02' AND period_label IN ('2026-02', 'FY2026 Q1') ORDER BY 1")
+        lead = cur.fetchall()
+    finally:
+        conn.close()
+    sha = hashlib.sha256((stub_measures / "saf_01.sql").read_bytes()).hexdigest()
+    run_id = filled.values("SAF-01")[(MONTHS[2], "citywide", "all")][1]  # the run that wrote the value
+    assert january == [(40, "complete", "sql/measures/saf_01.sql", sha, "sum", run_id,
+                        "core.mpd_crime_incidents", 40, ["mpd-batch"], FIRST_LOAD + dt.timedelta(hours=2))]
+    assert lead == [("2026-02", "core.mhd_lead_tests", 6, ["lab-batch"]),
+                    ("FY2026 Q1", "core.mhd_lead_tests", 18, ["lab-batch"])]
+
+
+def test_source_coverage_is_kept_and_visible_to_analysts(filled):
+    conn = analyst_connection(filled.url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT source, period_label, days_covered, days_settled, source_rows, completeness "
+                    "FROM marts.source_coverage WHERE period_type = 'month' AND period_label IN "
+                    "('2025-11', '2026-03', '2026-04', '2026-05') ORDER BY 1, 2")
+        rows = cur.fetchall()
+    finally:
+        conn.close()
+    assert rows == [
+        ("mhd_lead_tests", "2025-11", 30, 30, 6, "complete"),
+        ("mhd_lead_tests", "2026-03", 31, 31, 6, "complete"),
+        ("mhd_lead_tests", "2026-04", 30, 15, 6, "provisional"),      # re-sent for 15 days after the month
+        ("mhd_lead_tests", "2026-05", 0, 0, 0, "no data"),
+        ("mpd_crime_incidents", "2025-11", 30, 30, 30, "complete"),
+        ("mpd_crime_incidents", "2026-03", 31, 31, 50, "complete"),
+        ("mpd_crime_incidents", "2026-04", 30, 0, 55, "provisional"),  # within 30 days of the last delivery
+        ("mpd_crime_incidents", "2026-05", 0, 0, 0, "no data"),
+    ]
 
 
 def test_touched_months_finds_the_months_of_rows_loaded_after_since(new_database):
@@ -633,14 +795,13 @@ def test_touched_months_finds_the_months_of_rows_loaded_after_since(new_database
 
 def test_a_measure_returning_unusable_rows_is_refused_and_nothing_is_written(filled, tmp_path, monkeypatch):
     (tmp_path / "saf_01.sql").write_text(
-        STUB_SAF_01.replace("FROM core.mpd_crime_incidents i, measure_window w",
-                            "FROM core.mpd_crime_incidents i, (SELECT date '2020-01-01' AS period_start, "
-                            "date '2030-01-01' AS period_end) w"))
-    (tmp_path / "chi_02.sql").write_text("-- measure: CHI-02\n-- reads: core.mhd_lead_tests (month)\nSELECT 1 AS x")
+        STUB_SAF_01.replace("SELECT p.period_start, i.ald", "SELECT p.period_start - 1 AS period_start, i.ald"))
+    (tmp_path / "chi_02.sql").write_text("-- measure: CHI-02\n-- reads: core.mhd_lead_tests (month)\n"
+                                         "-- aggregation: ratio\nSELECT 1 AS x")
     monkeypatch.setenv("AIM_MEASURES_DIR", str(tmp_path))
     before = filled.values("SAF-01")
 
-    with pytest.raises(measures.MeasureError, match=r"saf_01.sql .*outside the window"):
+    with pytest.raises(measures.MeasureError, match=r"saf_01.sql .*not the first day of a period in measure_period"):
         filled.recompute(MONTHS[2], MONTHS[3], "bad-run", codes=["SAF-01"])
     with pytest.raises(measures.MeasureError, match=r"chi_02.sql: returns columns \['x'\]"):
         filled.recompute(MONTHS[2], MONTHS[3], "bad-run", codes=["CHI-02"])
@@ -654,13 +815,20 @@ def test_measure_file_headers_are_parsed_and_checked(tmp_path):
     good = tmp_path / "eco_01.sql"
     good.write_text("-- measure: ECO-01\n-- reads: core.dns_code_enforcement_orders (issued_on, complied_on),"
                     " core.ref_geography_stat\n-- reads: core.dpw_service_requests (created_at)\n"
-                    "-- geographies: citywide, aldermanic_district\nSELECT 1")
+                    "-- geographies: citywide, aldermanic_district\n-- aggregation: ratio\nSELECT 1")
     parsed = measures.parse_measure_file(good)
     assert parsed.code == "ECO-01"
     assert [(r.name, r.date_columns) for r in parsed.reads] == [
         ("core.dns_code_enforcement_orders", ("issued_on", "complied_on")), ("core.ref_geography_stat", ()),
         ("core.dpw_service_requests", ("created_at",))]
     assert parsed.geographies == ("citywide", "aldermanic_district")
+    assert parsed.aggregation == "ratio"
+    assert [r.name for r in parsed.dated_reads] == ["core.dns_code_enforcement_orders", "core.dpw_service_requests"]
+    for header in ("", "-- aggregation: average\n"):  # how it combines over months is declared, from a known list
+        undeclared = tmp_path / "eco_04.sql"
+        undeclared.write_text(f"-- measure: ECO-04\n-- reads: core.x (d)\n{header}SELECT 1")
+        with pytest.raises(measures.MeasureError, match="aggregation"):
+            measures.parse_measure_file(undeclared)
     wrong_code = tmp_path / "eco_02.sql"
     wrong_code.write_text("-- measure: ECO-01\n-- reads: core.x (d)\nSELECT 1")
     with pytest.raises(measures.MeasureError, match="file name says 'ECO-02'"):
@@ -858,9 +1026,9 @@ def test_dag_backfill_run_recomputes_exactly_the_range(dag_warehouse, monkeypatc
     assert (run["mode"], run["status"], run["start_month"], run["end_month"]) == (
         "backfill", "success", dt.date(2026, 2, 1), dt.date(2026, 3, 1))
     assert wh.one("SELECT count(*) FROM core.aim_measure WHERE valid_to IS NULL") == 12  # the registry was synced
-    months = {r[0] for r in wh.query(
-        "SELECT DISTINCT p.period_start FROM core.aim_measure_value JOIN core.aim_period p USING (period_id)")}
-    assert months == {dt.date(2026, 2, 1), dt.date(2026, 3, 1)}
+    periods = {r for r in wh.query(
+        "SELECT DISTINCT p.period_type, p.label FROM core.aim_measure_value JOIN core.aim_period p USING (period_id)")}
+    assert periods == {("month", "2026-02"), ("month", "2026-03"), ("quarter", "FY2026 Q1"), ("fiscal_year", "FY2026")}
     assert run["rows_written"] == wh.one("SELECT count(*) FROM core.aim_measure_value")
     assert wh.one("SELECT value FROM marts.measure_history WHERE measure_code = 'SAF-01' "
                   "AND geography_type = 'citywide' AND period_label = '2026-03'") == POLICE_COUNTS[MONTHS[4]]
@@ -889,13 +1057,35 @@ def test_dag_incremental_runs_recompute_what_changed(dag_warehouse, monkeypatch)
                   "AND geography_type = 'citywide' AND period_label = '2026-01'") == POLICE_COUNTS[MONTHS[2]] + 1
     runs = dict(wh.query(
         "SELECT p.label, max(v.run_id) FROM core.aim_measure_value v JOIN core.aim_period p USING (period_id) "
-        "WHERE v.measure_code = 'CHI-02' GROUP BY 1"))
+        "WHERE v.measure_code = 'CHI-02' AND p.period_type = 'month' AND p.period_start = ANY(%s) GROUP BY 1",
+        (MONTHS,)))
     assert len(set(runs.values())) == 1  # lead tests did not change: CHI-02's months were not recomputed
+
+
+def test_an_incremental_run_settles_a_month_once_its_lag_has_passed(dag_warehouse, monkeypatch):
+    wh = dag_warehouse
+    first_state, first = run_dag(wh, monkeypatch)
+    assert first_state == "success", first["message"]
+    assert history(wh, "SAF-01", "2026-04")["status"] == "provisional"  # the last month delivered, within the lag
+
+    may = dt.date(2026, 5, 1)
+    with wh.cursor() as cur:  # the police keep delivering: a month later, April's late reports have had time
+        cur.execute("SELECT now()")
+        load_incidents(cur, police_days(may), cur.fetchone()[0] + dt.timedelta(hours=2))
+    second_state, second = run_dag(wh, monkeypatch)
+
+    assert second_state == "success", second["message"]
+    april = history(wh, "SAF-01", "2026-04")
+    assert (april["value"], april["completeness"], april["status"]) == (POLICE_COUNTS[MONTHS[5]], "complete", "on track")
+    runs = dict(wh.query(
+        "SELECT p.label, max(v.run_id) FROM core.aim_measure_value v JOIN core.aim_period p USING (period_id) "
+        "WHERE v.measure_code = 'SAF-01' AND p.period_type = 'month' GROUP BY 1"))
+    assert runs["2026-04"] == runs["2026-05"] != runs["2026-03"]  # April recomputed though none of its rows changed
 
 
 def test_dag_run_that_fails_is_recorded_in_ops(dag_warehouse, monkeypatch, tmp_path):
     (tmp_path / "saf_01.sql").write_text("-- measure: SAF-01\n-- reads: core.mpd_crime_incidents (reported_at)\n"
-                                         "SELECT no_such_column FROM core.mpd_crime_incidents")
+                                         "-- aggregation: sum\nSELECT no_such_column FROM core.mpd_crime_incidents")
     monkeypatch.setenv("AIM_MEASURES_DIR", str(tmp_path))
     monkeypatch.setenv("AIM_RETRY_DELAY_SECONDS", "0")
 

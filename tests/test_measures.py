@@ -1,9 +1,10 @@
 """The AIM measures (`sql/measures/*.sql`) on small fixtures, and the police demo's recent history.
 
 Each measure runs on a fresh database (migrated, with the source tables made from their
-configurations and the geography reference table), over a window of three months. Its output is
-compared with two expectations: one worked out by hand (the arithmetic is in the comments) and
-one computed in plain Python from the same fixture rows.
+configurations and the geography reference table), over a window of three months (one
+`measure_period` row each). Its output is compared with two expectations: one worked out by hand
+(the arithmetic is in the comments) and one computed in plain Python from the same fixture rows.
+The same three months as one period, a quarter, must follow the rule the file's header declares.
 """
 from __future__ import annotations
 
@@ -95,11 +96,17 @@ class Warehouse:
                 )
 
     def run(self, code: str, start: dt.date, end: dt.date):
-        """The measure's file as written, over the window; returns (column names and types, rows)."""
+        """The measure's file as written, over the months of the window (start's month to end's, one
+        `measure_period` row each); returns (column names and types, rows)."""
+        return self.run_periods(code, month_periods((start, end)))
+
+    def run_periods(self, code: str, periods: list[tuple[dt.date, dt.date]]):
+        """The measure's file as written, `measure_period` holding these (start, last day) periods."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("DROP TABLE IF EXISTS measure_window")
-            cur.execute("CREATE TEMP TABLE measure_window AS SELECT %s::date AS period_start, %s::date AS period_end",
-                        (start, end))
+            cur.execute("DROP TABLE IF EXISTS measure_period")
+            cur.execute("CREATE TEMP TABLE measure_period (period_start date NOT NULL, period_end date NOT NULL)")
+            for start, end in periods:
+                cur.execute("INSERT INTO measure_period VALUES (%s, %s)", (start, end))
             cur.execute(measure_file(code).read_text(encoding="utf-8"))
             rows = cur.fetchall()
             description = [(c.name, c.type_code) for c in cur.description]
@@ -191,6 +198,11 @@ def months_of(window) -> list[dt.date]:
     return months
 
 
+def month_periods(window) -> list[tuple[dt.date, dt.date]]:
+    """The months of the window as `measure_period` rows: (first day, last day)."""
+    return [(month, next_month(month) - dt.timedelta(days=1)) for month in months_of(window)]
+
+
 def month_start(value) -> dt.date:
     return dt.date(value.year, value.month, 1)
 
@@ -238,6 +250,14 @@ def py_median(rows, window, month_field, keep, value) -> dict:
     return {key: (statistics.median(value(r) for r in members), None, None) for key, members in groups.items()}
 
 
+def py_period_median(rows, period, month_field, keep, value) -> dict:
+    """The median over a period of whole months (a quarter, a year) as one: {(first day, type, code): ...}."""
+    merged = defaultdict(list)
+    for (_, *place), members in py_groups(rows, period, month_field, keep).items():
+        merged[(period[0], *place)].extend(members)
+    return {key: (statistics.median(value(r) for r in members), None, None) for key, members in merged.items()}
+
+
 def py_rate(rows, window, month_field, keep, denominators: dict) -> dict:
     groups = py_groups(rows, window, month_field, keep)
     return {(m, *g): (Fraction(1000 * len(groups.get((m, *g), [])), den), len(groups.get((m, *g), [])), den)
@@ -263,22 +283,25 @@ def incident(num, reported_at, ald_, police, *flags):
             **{f: f in flags for f in FLAGS}}
 
 
+SAF_01_ROWS = [
+    incident("A1", "2025-01-05 10:00:00", 3, 2, "theft"),
+    incident("A2", "2025-01-20 23:59:59", 3, 2, "robbery", "assault_offense"),  # two flags: once
+    incident("A3", "2025-01-31 23:59:59", None, 5, "burglary"),  # no aldermanic district
+    incident("A4", "2025-01-15 12:00:00", 7, None, "homicide"),  # no police district
+    incident("A5", "2025-01-10 08:00:00", 3, 2, "criminal_damage"),  # criminal damage alone: not Part 1
+    incident("A12", "2025-01-07 18:30:00", 1, 1, "sex_offense"),
+    incident("A6", "2025-02-01 00:00:00", 15, 7, "arson", "criminal_damage"),
+    incident("A9", "2025-02-14 09:00:00", None, None, "vehicle_theft"),  # no district at all: citywide only
+    incident("A11", "2025-02-03 22:00:00", 1, 1, "locked_vehicle"),
+    incident("A13", "2025-01-22 12:00:00", 16, 8, "theft"),  # districts out of range (an RMS typo): citywide only
+    incident("A14", "2025-02-22 12:00:00", 0, 0, "burglary"),  # districts out of range: citywide only
+    incident("A7", "2024-12-31 23:59:59", 3, 2, "theft"),  # before the window
+    incident("A8", "2025-04-01 00:00:00", 3, 2, "theft"),  # after the window
+]
+
+
 def test_saf_01_part_1_crimes(warehouse):
-    rows = [
-        incident("A1", "2025-01-05 10:00:00", 3, 2, "theft"),
-        incident("A2", "2025-01-20 23:59:59", 3, 2, "robbery", "assault_offense"),  # two flags: once
-        incident("A3", "2025-01-31 23:59:59", None, 5, "burglary"),  # no aldermanic district
-        incident("A4", "2025-01-15 12:00:00", 7, None, "homicide"),  # no police district
-        incident("A5", "2025-01-10 08:00:00", 3, 2, "criminal_damage"),  # criminal damage alone: not Part 1
-        incident("A12", "2025-01-07 18:30:00", 1, 1, "sex_offense"),
-        incident("A6", "2025-02-01 00:00:00", 15, 7, "arson", "criminal_damage"),
-        incident("A9", "2025-02-14 09:00:00", None, None, "vehicle_theft"),  # no district at all: citywide only
-        incident("A11", "2025-02-03 22:00:00", 1, 1, "locked_vehicle"),
-        incident("A13", "2025-01-22 12:00:00", 16, 8, "theft"),  # districts out of range (an RMS typo): citywide only
-        incident("A14", "2025-02-22 12:00:00", 0, 0, "burglary"),  # districts out of range: citywide only
-        incident("A7", "2024-12-31 23:59:59", 3, 2, "theft"),  # before the window
-        incident("A8", "2025-04-01 00:00:00", 3, 2, "theft"),  # after the window
-    ]
+    rows = SAF_01_ROWS
     warehouse.insert("mpd_crime_incidents", rows)
 
     # January: A1, A2, A3, A4, A12, A13 = 6 citywide; ald 3: A1, A2 = 2; ald 7: A4; ald 1: A12;
@@ -296,16 +319,19 @@ def test_saf_01_part_1_crimes(warehouse):
     check(warehouse, "SAF-01", WINDOW, by_hand, in_python)
 
 
+SAF_02_ROWS = [
+    incident("B1", "2025-01-02 01:00:00", 3, 2, "robbery", "assault_offense"),  # two flags: once
+    incident("B2", "2025-01-09 14:00:00", 3, 2, "homicide"),
+    incident("B3", "2025-01-30 20:00:00", None, 4, "sex_offense"),  # citywide only
+    incident("B4", "2025-01-12 11:00:00", 5, 3, "theft"),  # not violent
+    incident("B5", "2025-02-10 02:00:00", 5, 3, "assault_offense"),
+    incident("B6", "2025-02-28 23:59:00", 12, 2, "robbery"),
+    incident("B7", "2025-04-01 00:00:00", 12, 2, "robbery"),  # after the window
+]
+
+
 def test_saf_02_violent_crime_per_1000_residents(warehouse):
-    rows = [
-        incident("B1", "2025-01-02 01:00:00", 3, 2, "robbery", "assault_offense"),  # two flags: once
-        incident("B2", "2025-01-09 14:00:00", 3, 2, "homicide"),
-        incident("B3", "2025-01-30 20:00:00", None, 4, "sex_offense"),  # citywide only
-        incident("B4", "2025-01-12 11:00:00", 5, 3, "theft"),  # not violent
-        incident("B5", "2025-02-10 02:00:00", 5, 3, "assault_offense"),
-        incident("B6", "2025-02-28 23:59:00", 12, 2, "robbery"),
-        incident("B7", "2025-04-01 00:00:00", 12, 2, "robbery"),  # after the window
-    ]
+    rows = SAF_02_ROWS
     warehouse.insert("mpd_crime_incidents", rows)
 
     # January: citywide B1, B2, B3 = 3 -> 1000 * 3 / 577222 = 0.0051973...; ald 3: B1, B2 = 2 -> 1000 * 2 / 38481.
@@ -340,19 +366,22 @@ def timed(row) -> bool:
         and row["on_scene_at"] >= row["dispatched_at"]
 
 
+SAF_03_ROWS = [
+    call("C1", "FIRE", 2, "2025-01-03 09:59:00", "2025-01-03 10:00:00", 320),  # exactly 5:20: within
+    call("C2", "FIRE", 2, "2025-01-04 09:59:00", "2025-01-04 10:00:00", 321),  # one second over
+    call("C3", "FIRE", None, "2025-01-05 09:59:00", "2025-01-05 10:00:00", 240),  # citywide only
+    call("C4", "FIRE", 2, "2025-01-06 09:59:00", "2025-01-06 10:00:00", None),  # never on scene: left out
+    call("C5", "FIRE", 2, "2025-01-07 09:59:00", "2025-01-07 10:00:00", -30),  # on scene before dispatch: left out
+    call("C6", "EMS", 2, "2025-01-08 09:59:00", "2025-01-08 10:00:00", 100),  # EMS: left out
+    call("C7", "FIRE", 9, "2025-01-31 23:58:00", "2025-02-01 00:01:00", 200),  # January (the call's month)
+    call("C8", "FIRE", 9, "2025-02-11 12:00:00", "2025-02-11 12:01:00", 600),
+    call("C9", "FIRE", 9, "2025-02-12 12:00:00", None, 200),  # never dispatched: left out
+    call("C10", "FIRE", 9, "2025-04-01 00:00:00", "2025-04-01 00:01:00", 60),  # after the window
+]
+
+
 def test_saf_03_fire_on_scene_within_5_20(warehouse):
-    rows = [
-        call("C1", "FIRE", 2, "2025-01-03 09:59:00", "2025-01-03 10:00:00", 320),  # exactly 5:20: within
-        call("C2", "FIRE", 2, "2025-01-04 09:59:00", "2025-01-04 10:00:00", 321),  # one second over
-        call("C3", "FIRE", None, "2025-01-05 09:59:00", "2025-01-05 10:00:00", 240),  # citywide only
-        call("C4", "FIRE", 2, "2025-01-06 09:59:00", "2025-01-06 10:00:00", None),  # never on scene: left out
-        call("C5", "FIRE", 2, "2025-01-07 09:59:00", "2025-01-07 10:00:00", -30),  # on scene before dispatch: left out
-        call("C6", "EMS", 2, "2025-01-08 09:59:00", "2025-01-08 10:00:00", 100),  # EMS: left out
-        call("C7", "FIRE", 9, "2025-01-31 23:58:00", "2025-02-01 00:01:00", 200),  # January (the call's month)
-        call("C8", "FIRE", 9, "2025-02-11 12:00:00", "2025-02-11 12:01:00", 600),
-        call("C9", "FIRE", 9, "2025-02-12 12:00:00", None, 200),  # never dispatched: left out
-        call("C10", "FIRE", 9, "2025-04-01 00:00:00", "2025-04-01 00:01:00", 60),  # after the window
-    ]
+    rows = SAF_03_ROWS
     warehouse.insert("mfd_dispatch_incidents", rows)
 
     # January: citywide C1, C2, C3, C7 -> within C1, C3, C7 = 3 of 4 = 75%; ald 2: C1, C2 = 1 of 2 = 50%;
@@ -367,20 +396,25 @@ def test_saf_03_fire_on_scene_within_5_20(warehouse):
     check(warehouse, "SAF-03", WINDOW, by_hand, in_python)
 
 
+SAF_04_MEDIAN = ("call_received_at", lambda r: r["incident_type"] == "EMS" and timed(r),  # field, kept, minutes
+                 lambda r: Fraction(int((r["on_scene_at"] - r["dispatched_at"]).total_seconds()), 60))
+SAF_04_ROWS = [
+    call("D1", "EMS", 4, "2025-01-03 10:00:00", "2025-01-03 10:01:00", 300),  # 5 minutes
+    call("D2", "EMS", 4, "2025-01-04 10:00:00", "2025-01-04 10:01:00", 420),  # 7
+    call("D3", "EMS", 4, "2025-01-05 10:00:00", "2025-01-05 10:01:00", 360),  # 6
+    call("D4", "EMS", 4, "2025-01-06 10:00:00", "2025-01-06 10:01:00", 390),  # 6.5
+    call("D5", "EMS", None, "2025-01-07 10:00:00", "2025-01-07 10:01:00", 240),  # 4, citywide only
+    call("D6", "FIRE", 4, "2025-01-08 10:00:00", "2025-01-08 10:01:00", 1),  # fire: left out
+    call("D7", "EMS", 4, "2025-01-09 10:00:00", "2025-01-09 10:01:00", None),  # no on-scene time
+    call("D8", "EMS", 4, "2025-01-10 10:00:00", "2025-01-10 10:01:00", -60),  # negative: left out
+    call("D9", "EMS", 10, "2025-02-03 10:00:00", "2025-02-03 10:01:00", 125),  # 2.0833 minutes
+    call("D10", "EMS", 10, "2025-02-04 10:00:00", "2025-02-04 10:01:00", 0),  # on scene at dispatch: 0
+    call("D11", "EMS", 10, "2024-12-31 23:59:59", "2025-01-01 00:01:00", 60),  # December's call
+]
+
+
 def test_saf_04_median_ems_response(warehouse):
-    rows = [
-        call("D1", "EMS", 4, "2025-01-03 10:00:00", "2025-01-03 10:01:00", 300),  # 5 minutes
-        call("D2", "EMS", 4, "2025-01-04 10:00:00", "2025-01-04 10:01:00", 420),  # 7
-        call("D3", "EMS", 4, "2025-01-05 10:00:00", "2025-01-05 10:01:00", 360),  # 6
-        call("D4", "EMS", 4, "2025-01-06 10:00:00", "2025-01-06 10:01:00", 390),  # 6.5
-        call("D5", "EMS", None, "2025-01-07 10:00:00", "2025-01-07 10:01:00", 240),  # 4, citywide only
-        call("D6", "FIRE", 4, "2025-01-08 10:00:00", "2025-01-08 10:01:00", 1),  # fire: left out
-        call("D7", "EMS", 4, "2025-01-09 10:00:00", "2025-01-09 10:01:00", None),  # no on-scene time
-        call("D8", "EMS", 4, "2025-01-10 10:00:00", "2025-01-10 10:01:00", -60),  # negative: left out
-        call("D9", "EMS", 10, "2025-02-03 10:00:00", "2025-02-03 10:01:00", 125),  # 2.0833 minutes
-        call("D10", "EMS", 10, "2025-02-04 10:00:00", "2025-02-04 10:01:00", 0),  # on scene at dispatch: 0
-        call("D11", "EMS", 10, "2024-12-31 23:59:59", "2025-01-01 00:01:00", 60),  # December's call
-    ]
+    rows = SAF_04_ROWS
     warehouse.insert("mfd_dispatch_incidents", rows)
 
     # January: ald 4 [5, 6, 6.5, 7] -> (6 + 6.5) / 2 = 6.25; citywide [4, 5, 6, 6.5, 7] -> 6.
@@ -389,8 +423,7 @@ def test_saf_04_median_ems_response(warehouse):
         (JAN, *CITY): (6, None, None), (JAN, *ald(4)): (Fraction(25, 4), None, None),
         (FEB, *CITY): (Fraction(125, 120), None, None), (FEB, *ald(10)): (Fraction(125, 120), None, None),
     }
-    in_python = py_median(rows, WINDOW, "call_received_at", lambda r: r["incident_type"] == "EMS" and timed(r),
-                          lambda r: Fraction(int((r["on_scene_at"] - r["dispatched_at"]).total_seconds()), 60))
+    in_python = py_median(rows, WINDOW, *SAF_04_MEDIAN)
     check(warehouse, "SAF-04", WINDOW, by_hand, in_python)
 
 
@@ -410,18 +443,21 @@ def on_time(r) -> bool:
     return r["complied_on"] is not None and r["complied_on"] <= r["compliance_due_on"]
 
 
+ECO_01_ROWS = [
+    order("E1", 6, "2024-12-01", "2025-01-10", "2025-01-10"),  # on the due date: on time
+    order("E2", 6, "2024-12-01", "2025-01-20", "2025-01-25"),  # late
+    order("E3", 6, "2024-12-01", "2025-01-31", None),  # not complied
+    order("E4", None, "2024-12-01", "2025-01-15", "2025-01-01"),  # on time, citywide only
+    order("E5", 11, "2025-01-05", "2025-02-05", "2025-02-04"),
+    order("E6", 11, "2024-11-01", "2024-12-31", None),  # due before the window
+    order("E7", 11, "2025-03-01", "2025-04-01", None),  # due after the window
+    order("E11", 16, "2024-12-01", "2025-01-12", "2025-01-11"),  # district 16 does not exist: citywide only
+]
+
+
 @pytest.mark.clock
 def test_eco_01_orders_complied_by_due_date(warehouse):
-    rows = [
-        order("E1", 6, "2024-12-01", "2025-01-10", "2025-01-10"),  # on the due date: on time
-        order("E2", 6, "2024-12-01", "2025-01-20", "2025-01-25"),  # late
-        order("E3", 6, "2024-12-01", "2025-01-31", None),  # not complied
-        order("E4", None, "2024-12-01", "2025-01-15", "2025-01-01"),  # on time, citywide only
-        order("E5", 11, "2025-01-05", "2025-02-05", "2025-02-04"),
-        order("E6", 11, "2024-11-01", "2024-12-31", None),  # due before the window
-        order("E7", 11, "2025-03-01", "2025-04-01", None),  # due after the window
-        order("E11", 16, "2024-12-01", "2025-01-12", "2025-01-11"),  # district 16 does not exist: citywide only
-    ]
+    rows = ECO_01_ROWS
     warehouse.insert("dns_code_enforcement_orders", rows)
     today = warehouse.as_of.date()
 
@@ -449,15 +485,20 @@ def test_eco_01_orders_complied_by_due_date(warehouse):
     check(warehouse, "ECO-01", window, by_hand, in_python)
 
 
+ECO_02_MEDIAN = ("complied_on", lambda r: r["issued_on"] is not None,  # field, kept, days
+                 lambda r: (r["complied_on"] - r["issued_on"]).days)
+ECO_02_ROWS = [
+    order("F1", 8, "2024-12-01", "2025-01-01", "2025-01-10"),  # 40 days
+    order("F2", 8, "2025-01-01", "2025-01-15", "2025-01-11"),  # 10
+    order("F3", None, "2025-01-05", "2025-02-01", "2025-01-31"),  # 26, citywide only
+    order("F4", 8, "2025-01-05", "2025-02-01", None),  # not complied: left out
+    order("F5", 8, "2025-01-20", "2025-02-20", "2025-02-01"),  # 12, February
+    order("F6", 8, "2025-03-20", "2025-04-20", "2025-04-01"),  # complied after the window
+]
+
+
 def test_eco_02_median_days_to_compliance(warehouse):
-    rows = [
-        order("F1", 8, "2024-12-01", "2025-01-01", "2025-01-10"),  # 40 days
-        order("F2", 8, "2025-01-01", "2025-01-15", "2025-01-11"),  # 10
-        order("F3", None, "2025-01-05", "2025-02-01", "2025-01-31"),  # 26, citywide only
-        order("F4", 8, "2025-01-05", "2025-02-01", None),  # not complied: left out
-        order("F5", 8, "2025-01-20", "2025-02-20", "2025-02-01"),  # 12, February
-        order("F6", 8, "2025-03-20", "2025-04-20", "2025-04-01"),  # complied after the window
-    ]
+    rows = ECO_02_ROWS
     warehouse.insert("dns_code_enforcement_orders", rows)
 
     # January: citywide [10, 26, 40] -> 26; ald 8 [10, 40] -> 25. February: [12] -> 12. March: no rows.
@@ -465,8 +506,7 @@ def test_eco_02_median_days_to_compliance(warehouse):
         (JAN, *CITY): (26, None, None), (JAN, *ald(8)): (25, None, None),
         (FEB, *CITY): (12, None, None), (FEB, *ald(8)): (12, None, None),
     }
-    in_python = py_median(rows, WINDOW, "complied_on", lambda r: r["issued_on"] is not None,
-                          lambda r: (r["complied_on"] - r["issued_on"]).days)
+    in_python = py_median(rows, WINDOW, *ECO_02_MEDIAN)
     check(warehouse, "ECO-02", WINDOW, by_hand, in_python)
 
 
@@ -530,10 +570,10 @@ def old_enough(kind, days, now):
     return lambda r: r["request_type"] == kind and r["created_at"] <= now - dt.timedelta(days=days)
 
 
-def _closed_within_test(warehouse, code, kind, days):
-    """PHY-01 (potholes, 3 days) and PHY-04 (street lights, 5 days) share their logic."""
+def closed_within_rows(kind, days):
+    """PHY-01's (potholes, 3 days) and PHY-04's (street lights, 5 days) fixture."""
     limit = dt.timedelta(days=days)
-    rows = [
+    return [
         request("H1", kind, 13, "2025-01-03 08:00:00", ts("2025-01-03 08:00:00") + limit),  # exactly the limit
         request("H2", kind, 13, "2025-01-10 08:00:00", ts("2025-01-10 08:00:01") + limit),  # a second over
         request("H3", kind, 13, "2025-01-20 08:00:00", None),  # still open
@@ -543,6 +583,12 @@ def _closed_within_test(warehouse, code, kind, days):
         request("H7", kind, 14, "2024-12-31 23:00:00", "2025-01-01 09:00:00"),  # created before the window
         request("H11", kind, 0, "2025-01-26 08:00:00", "2025-01-27 08:00:00"),  # district 0 does not exist: citywide only
     ]
+
+
+def _closed_within_test(warehouse, code, kind, days):
+    """PHY-01 (potholes, 3 days) and PHY-04 (street lights, 5 days) share their logic."""
+    limit = dt.timedelta(days=days)
+    rows = closed_within_rows(kind, days)
     warehouse.insert("dpw_service_requests", rows)
     now = warehouse.as_of
 
@@ -580,16 +626,21 @@ def test_phy_04_street_lights_repaired_within_5_days(warehouse):
     _closed_within_test(warehouse, "PHY-04", "STREET LIGHT OUT", 5)
 
 
+PHY_02_MEDIAN = ("closed_at", lambda r: r["created_at"] is not None,  # field, kept, days
+                 lambda r: Fraction(int((r["closed_at"] - r["created_at"]).total_seconds()), 86400))
+PHY_02_ROWS = [
+    request("J1", "POTHOLE", 2, "2025-01-01 00:00:00", "2025-01-02 12:00:00"),  # 1.5 days
+    request("J2", "TREE DEBRIS", 2, "2024-12-20 00:00:00", "2025-01-05 00:00:00"),  # 16 (closed in January)
+    request("J3", "GRAFFITI", None, "2025-01-10 06:00:00", "2025-01-10 12:00:00"),  # 0.25, citywide only
+    request("J4", "POTHOLE", 2, "2025-01-11 06:00:00", None),  # open: left out
+    request("J5", "GRAFFITI", 2, "2025-01-30 00:00:00", "2025-02-01 00:00:00"),  # 2, February
+    request("J6", "POTHOLE", 2, "2025-02-01 00:00:00", "2025-02-04 00:00:00"),  # 3
+    request("J7", "POTHOLE", 2, "2025-03-30 00:00:00", "2025-04-01 00:00:00"),  # closed after the window
+]
+
+
 def test_phy_02_median_days_to_close(warehouse):
-    rows = [
-        request("J1", "POTHOLE", 2, "2025-01-01 00:00:00", "2025-01-02 12:00:00"),  # 1.5 days
-        request("J2", "TREE DEBRIS", 2, "2024-12-20 00:00:00", "2025-01-05 00:00:00"),  # 16 (closed in January)
-        request("J3", "GRAFFITI", None, "2025-01-10 06:00:00", "2025-01-10 12:00:00"),  # 0.25, citywide only
-        request("J4", "POTHOLE", 2, "2025-01-11 06:00:00", None),  # open: left out
-        request("J5", "GRAFFITI", 2, "2025-01-30 00:00:00", "2025-02-01 00:00:00"),  # 2, February
-        request("J6", "POTHOLE", 2, "2025-02-01 00:00:00", "2025-02-04 00:00:00"),  # 3
-        request("J7", "POTHOLE", 2, "2025-03-30 00:00:00", "2025-04-01 00:00:00"),  # closed after the window
-    ]
+    rows = PHY_02_ROWS
     warehouse.insert("dpw_service_requests", rows)
 
     # January: citywide [0.25, 1.5, 16] -> 1.5; ald 2 [1.5, 16] -> 8.75. February: [2, 3] -> 2.5. March: no rows.
@@ -597,20 +648,22 @@ def test_phy_02_median_days_to_close(warehouse):
         (JAN, *CITY): (Fraction(3, 2), None, None), (JAN, *ald(2)): (Fraction(35, 4), None, None),
         (FEB, *CITY): (Fraction(5, 2), None, None), (FEB, *ald(2)): (Fraction(5, 2), None, None),
     }
-    in_python = py_median(rows, WINDOW, "closed_at", lambda r: r["created_at"] is not None,
-                          lambda r: Fraction(int((r["closed_at"] - r["created_at"]).total_seconds()), 86400))
+    in_python = py_median(rows, WINDOW, *PHY_02_MEDIAN)
     check(warehouse, "PHY-02", WINDOW, by_hand, in_python)
 
 
+PHY_03_ROWS = [
+    request("K1", "MISSED GARBAGE PICKUP", 1, "2025-01-06 07:00:00", None),
+    request("K2", "MISSED GARBAGE PICKUP", 1, "2025-01-31 23:59:59", "2025-02-01 10:00:00"),
+    request("K3", "MISSED GARBAGE PICKUP", None, "2025-01-13 07:00:00", None),  # citywide only
+    request("K4", "POTHOLE", 1, "2025-01-13 07:00:00", None),  # another type
+    request("K5", "MISSED GARBAGE PICKUP", 15, "2025-02-01 00:00:00", None),
+    request("K6", "MISSED GARBAGE PICKUP", 15, "2025-04-01 00:00:00", None),  # after the window
+]
+
+
 def test_phy_03_missed_garbage_per_1000_households(warehouse):
-    rows = [
-        request("K1", "MISSED GARBAGE PICKUP", 1, "2025-01-06 07:00:00", None),
-        request("K2", "MISSED GARBAGE PICKUP", 1, "2025-01-31 23:59:59", "2025-02-01 10:00:00"),
-        request("K3", "MISSED GARBAGE PICKUP", None, "2025-01-13 07:00:00", None),  # citywide only
-        request("K4", "POTHOLE", 1, "2025-01-13 07:00:00", None),  # another type
-        request("K5", "MISSED GARBAGE PICKUP", 15, "2025-02-01 00:00:00", None),
-        request("K6", "MISSED GARBAGE PICKUP", 15, "2025-04-01 00:00:00", None),  # after the window
-    ]
+    rows = PHY_03_ROWS
     warehouse.insert("dpw_service_requests", rows)
 
     # January: citywide K1, K2, K3 = 3 -> 1000 * 3 / 230889; ald 1: K1, K2 = 2 -> 1000 * 2 / 15393 = 0.12993...
@@ -626,6 +679,128 @@ def test_phy_03_missed_garbage_per_1000_households(warehouse):
     check(warehouse, "PHY-03", WINDOW, by_hand, in_python)
 
 
+# --- longer periods: a quarter from the same rows --------------------------------------------
+#
+# The platform runs the same file over fiscal quarters and years, and combines targets by the
+# rule each file declares (`-- aggregation:`). Here each measure runs once over JAN..MAR 2025 as
+# a single period, on its fixture above, and the quarter is checked against the months.
+
+QUARTER = (JAN, dt.date(2025, 3, 31))
+AGGREGATIONS = ("sum", "ratio", "median")
+DECLARED = {"SAF-01": "sum", "SAF-02": "sum", "CHI-01": "sum", "PHY-03": "sum",
+            "SAF-03": "ratio", "ECO-01": "ratio", "CHI-02": "ratio", "PHY-01": "ratio", "PHY-04": "ratio",
+            "SAF-04": "median", "ECO-02": "median", "PHY-02": "median"}
+FIXTURES = {  # code: (core table, fixture rows)
+    "SAF-01": ("mpd_crime_incidents", SAF_01_ROWS), "SAF-02": ("mpd_crime_incidents", SAF_02_ROWS),
+    "SAF-03": ("mfd_dispatch_incidents", SAF_03_ROWS), "SAF-04": ("mfd_dispatch_incidents", SAF_04_ROWS),
+    "ECO-01": ("dns_code_enforcement_orders", ECO_01_ROWS), "ECO-02": ("dns_code_enforcement_orders", ECO_02_ROWS),
+    "CHI-01": ("mhd_lead_tests", LEAD_ROWS), "CHI-02": ("mhd_lead_tests", LEAD_ROWS),
+    "PHY-01": ("dpw_service_requests", closed_within_rows("POTHOLE", 3)),
+    "PHY-02": ("dpw_service_requests", PHY_02_ROWS),
+    "PHY-03": ("dpw_service_requests", PHY_03_ROWS),
+    "PHY-04": ("dpw_service_requests", closed_within_rows("STREET LIGHT OUT", 5)),
+}
+MEDIANS = {"SAF-04": SAF_04_MEDIAN, "ECO-02": ECO_02_MEDIAN, "PHY-02": PHY_02_MEDIAN}
+
+
+def aggregation(code: str) -> str | None:
+    """The rule the file's header declares (`-- aggregation: sum`), None when it declares none."""
+    found = re.findall(r"^-- aggregation: *(\S*) *$", measure_file(code).read_text(encoding="utf-8"), re.M)
+    return found[0] if len(found) == 1 else None
+
+
+def codes_aggregated_by(rule: str) -> list[str]:
+    return [code for code in CODES if aggregation(code) == rule]
+
+
+def months_and_quarter(wh: Warehouse, code: str):
+    """The fixture in, the measure over the window's months and over the quarter as one period:
+    ({(month, type, code): numbers}, the quarter's rows)."""
+    table, rows = FIXTURES[code]
+    wh.insert(table, rows)
+    _, monthly = wh.run(code, *WINDOW)
+    columns, quarterly = wh.run_periods(code, [QUARTER])
+    assert columns == OUTPUT
+    assert {r[0] for r in quarterly} <= {JAN}, "period_start is the period's first day"
+    assert [r[1:3] for r in quarterly] == sorted((r[1:3] for r in quarterly),
+                                                 key=lambda k: (k[0] != "citywide", k[0], k[1].zfill(2)))
+    return as_result(monthly), quarterly
+
+
+def by_place(months: dict) -> dict:
+    """{(type, code): [(value, numerator, denominator) of each month with a row]}."""
+    grouped = defaultdict(list)
+    for (_, *place), numbers in months.items():
+        grouped[tuple(place)].append(numbers)
+    return grouped
+
+
+def exact(number):
+    return None if number is None else Fraction(number)
+
+
+@pytest.mark.parametrize("code", codes_aggregated_by("sum"))
+def test_a_quarter_of_a_sum_measure_is_the_sum_of_its_months(warehouse, code):
+    months, quarterly = months_and_quarter(warehouse, code)
+    expected = {}
+    for place, numbers in by_place(months).items():
+        assert len(numbers) == 3, f"{code} {place}: a count has a row every month"
+        numerators = [exact(n) for _, n, _ in numbers]
+        denominators = {exact(den) for _, _, den in numbers}
+        assert len(denominators) == 1, f"{code} {place}: one population (households) figure for every month"
+        expected[(JAN, *place)] = (sum(exact(v) for v, _, _ in numbers),
+                                   None if None in numerators else sum(numerators), denominators.pop())
+    assert any(v for v, _, _ in expected.values()), f"{code}: the fixture counts something in the quarter"
+    assert_same(quarterly, expected, f"{code} quarter")
+
+
+@pytest.mark.parametrize("code", codes_aggregated_by("ratio"))
+def test_a_quarter_of_a_ratio_measure_divides_its_months_summed_numerators_and_denominators(warehouse, code):
+    months, quarterly = months_and_quarter(warehouse, code)
+    scales = {round(float(v) * float(den) / float(n), 9) for v, n, den in months.values() if n}
+    assert scales == {100}, f"{code}: the months are percentages"
+    expected = {}
+    for place, numbers in by_place(months).items():
+        numerator, denominator = sum(exact(n) for _, n, _ in numbers), sum(exact(den) for _, _, den in numbers)
+        expected[(JAN, *place)] = (100 * numerator / denominator, numerator, denominator)
+    assert expected, f"{code}: the fixture has rows in the quarter"
+    assert_same(quarterly, expected, f"{code} quarter")
+
+
+# The quarters' medians by hand (all rows of January to March; December's and April's left out):
+# SAF-04 citywide [0, 2.083, 4, 5, 6, 6.5, 7] min -> 5; ald 4 [5, 6, 6.5, 7] -> 6.25; ald 10 [0, 125 s] -> 1.0417.
+# ECO-02 citywide [10, 12, 26, 40] days -> 19; ald 8 [10, 12, 40] -> 12.
+# PHY-02 citywide [0.25, 1.5, 2, 3, 16] days -> 2; ald 2 [1.5, 2, 3, 16] -> 2.5.
+QUARTER_MEDIANS_BY_HAND = {
+    "SAF-04": {CITY: 5, ald(4): Fraction(25, 4), ald(10): Fraction(125, 120)},
+    "ECO-02": {CITY: 19, ald(8): 12},
+    "PHY-02": {CITY: 2, ald(2): Fraction(5, 2)},
+}
+
+
+@pytest.mark.parametrize("code", codes_aggregated_by("median"))
+def test_a_quarter_of_a_median_measure_is_the_median_of_the_quarters_rows(warehouse, code):
+    _, quarterly = months_and_quarter(warehouse, code)
+    by_hand = {(JAN, *place): (median, None, None) for place, median in QUARTER_MEDIANS_BY_HAND[code].items()}
+    in_python = py_period_median(FIXTURES[code][1], QUARTER, *MEDIANS[code])
+    assert_same(quarterly, by_hand, f"{code} quarter by hand")
+    assert_same(quarterly, in_python, f"{code} quarter in Python")
+
+
+def test_lead_months_not_written_yyyy_mm_are_in_no_period(warehouse):
+    """A month column out of form neither fails the lead measures nor lands in a period."""
+    odd = [{"month": month, "zip": "53206", "age_group": "Under 1", "children_tested": 1000, "children_elevated": 500}
+           for month in ("2025-00", "2025-13", "2025-1", "2025-01 ", " 2025-02", "2025/03", "Jan 2025", "")]
+    warehouse.insert("mhd_lead_tests", LEAD_ROWS + odd)
+    # As without them: January 39 tested, 3 elevated of 35; February and March nothing. The quarter the same.
+    january_share = {(JAN, *CITY): (Fraction(300, 35), 3, 35)}
+    assert_same(warehouse.run("CHI-01", *WINDOW)[1], counts_grid(months_of(WINDOW), [CITY], {(JAN, *CITY): 39}),
+                "CHI-01 months")
+    assert_same(warehouse.run("CHI-02", *WINDOW)[1], january_share, "CHI-02 months")
+    assert_same(warehouse.run_periods("CHI-01", [QUARTER])[1], {(JAN, *CITY): (39, None, None)}, "CHI-01 quarter")
+    assert_same(warehouse.run_periods("CHI-02", [QUARTER])[1], january_share, "CHI-02 quarter")
+
+
 # --- the files themselves ---------------------------------------------------------------------
 
 HEADER = re.compile(
@@ -634,6 +809,7 @@ HEADER = re.compile(
     r"(?P<reads>(?:-- reads: core\.[a-z_]+ \([a-z_]+\)\n)+)"
     r"(?:-- reference: core\.ref_geography_stat \((?:population|households)\)\n)?"
     r"-- geographies: (?P<geographies>[a-z_, ]+)\n"
+    r"-- aggregation: (?P<aggregation>\S+)\n"
 )
 GEOGRAPHIES = {"citywide", "aldermanic_district", "police_district"}
 WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE|GRANT|REVOKE|COPY|SET|RESET|BEGIN|"
@@ -662,7 +838,10 @@ def test_header_and_one_select(code):
         assert f"core.{table}" in text.split(header.group(0), 1)[1], f"{code} reads {table}"
     geographies = [g.strip() for g in header["geographies"].split(",")]
     assert geographies[0] == "citywide" and set(geographies) <= GEOGRAPHIES
-    assert "CREATE TEMP TABLE measure_window" in text and f"\\i sql/measures/{measure_file(code).name}" in text
+    assert header["aggregation"] in AGGREGATIONS, f"{code}: aggregation {header['aggregation']!r}"
+    assert header["aggregation"] == aggregation(code) == DECLARED[code]
+    assert "CREATE TEMP TABLE measure_period" in text and f"\\i sql/measures/{measure_file(code).name}" in text
+    assert "measure_window" not in text and not re.search(r"^-- Month:", text, re.M)
 
     (statement,) = statements(text)
     assert re.match(r"(WITH|SELECT)\b", statement), f"{code} is one SELECT"
@@ -685,7 +864,7 @@ def test_every_file_runs_in_psql_as_its_header_says(new_database):
     psql = embedded_pg.psql_path()
     for code in CODES:
         text = measure_file(code).read_text(encoding="utf-8")
-        create = re.search(r"^--   (CREATE TEMP TABLE measure_window .*;)$", text, re.M).group(1)
+        create = re.search(r"^--   (CREATE TEMP TABLE measure_period .*;)$", text, re.M).group(1)
         include = re.search(r"^--   (\\i sql/measures/\S+)$", text, re.M).group(1)
         result = subprocess.run(
             [str(psql), "-X", "-v", "ON_ERROR_STOP=1", "-A", "-F", "|", "-d", libpq_dsn(url), "-c", create, "-c", include],

@@ -34,7 +34,7 @@ import pytest
 from aim import db
 from aim.dag_factory import build_ingest_dag
 from aim.landing import derived_key
-from aim.measures_dag import build_measures_dag
+from aim.measures.dag import build_measures_dag
 from aim.publish.dag import build_publish_dag
 from aim.publish.datasets import DatasetConfig, SmallCells, inventory
 from aim.publish.formats import Column, write_formats

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from aim.dag_factory import build_ingest_dag
-from aim.measures_dag import build_measures_dag
+from aim.measures.dag import build_measures_dag
 from aim.publish.catalog import validate_catalog
 from aim.publish.dag import build_publish_dag
 from aim.publish.datasets import inventory

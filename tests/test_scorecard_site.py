@@ -2,6 +2,10 @@
 
 Unit tests read the HTML that render_site writes; browser tests open it straight from the folder
 (file://, no server) in headless Chromium through Playwright, with and without JavaScript.
+The fixture has months without source data (each must be a gap in the sparkline and the chart,
+never a 0 and never bridged), provisional months (marked in words and drawn dashed with open
+markers), cards that are provisional or have no data instead of a status, fiscal quarters and
+years, and each measure's definition file (published byte for byte) and source data sets.
 
 The browser tests need Debian's Chromium and the Playwright package; they fail (never skip)
 without them, since CI installs both:
@@ -17,12 +21,14 @@ import copy
 import json
 import os
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from aim.publish.site import format_as_of, format_period, format_value, render_html, render_site
+from aim.publish.site import (completeness_text, format_as_of, format_period, format_value, render_html,
+                             render_site)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -77,13 +83,13 @@ MEASURES = {
                "percent", "higher", 78.4, 77.5, "on track", 4.0, True),
     "PHY-02": (ASSETS, "Public Works", "Median days to close a 311 request",
                "Median number of days from receipt to closure of the 311 service requests closed in the month.",
-               "days", "lower", 2.1, 5.5, "on track", 0.4, True),
+               "days", "lower", 2.1, 5.5, "provisional", 0.4, True),
     "PHY-03": (ASSETS, "Public Works", "Missed garbage pickups per 1,000 households",
                "Reported missed garbage collections in the month per 1,000 households served by city collection.",
                "rate", "lower", None, 1.9, "no value", 0.2, False),
     "PHY-04": (ASSETS, "Public Works", "Street light outages repaired within 5 days",
                "Percentage of street light outages reported in the month that were repaired within 5 days.",
-               "percent", "higher", 71.0, 84.0, "off track", 3.0, True),
+               "percent", "higher", None, 84.0, "no data", 3.0, True),
 }
 PRIORITIES = (SAFETY, ECONOMY, CHILDREN, ASSETS)
 DATASETS = [
@@ -108,43 +114,128 @@ def _months(last: str, count: int) -> list[str]:
     return out[::-1]
 
 
+LATEST = "2026-10"         # the month every card shows (complete, but PHY-02's: still provisional)
+IN_PROGRESS = "2026-11"    # the month in progress: provisional, 25 of 30 days covered
+GAPS = {"ECO-02": "2025-09", "SAF-01": "2026-02"}  # months without source data: gaps in the line
+BEFORE_GAP = ("SAF-01", "2026-01")  # provisional: its source stopped delivering within the lag
+DAYS = {"2025-09": 30, "2026-01": 31, "2026-02": 28, "2026-03": 31, "2026-10": 31, "2026-11": 30}
+# code: the released data sets of the sources it reads (a source not released: no data set)
+SOURCES = {"SAF": [("mpd_crime_incidents", ["mpd-crime-incidents"])],
+           "ECO": [("dns_code_enforcement_orders", ["dns-code-enforcement"])],
+           "CHI": [("mhd_lead_tests", ["mhd-lead-tests"])],
+           "PHY": [("dpw_service_requests", ["call-center-requests"])]}
+SOURCES_OF = {code: SOURCES[code[:3]] for code in MEASURES}
+SOURCES_OF["SAF-03"] = SOURCES_OF["SAF-04"] = [("mfd_dispatch_incidents", ["mfd-dispatch"]),
+                                               ("mfd_ems_patient_care_reports", [])]
+
+
+def definition_text(code: str, definition: str) -> str:
+    """A measure's SQL file as stored: SAF-02's with Windows line endings, every one with non-ASCII text."""
+    newline = "\r\n" if code == "SAF-02" else "\n"
+    lines = [f"-- measure: {code}", f"-- {definition}", "-- (µg/dL, résidents: UTF-8 as stored)",
+             "SELECT p.period_start, 'citywide' AS geography_type, 'all' AS geography_code, 0::numeric AS value",
+             "FROM measure_period p WHERE 1 < 2 AND '<b>' <> '</script>';"]
+    return newline.join(lines) + newline
+
+
+def _status_of(value, target, direction) -> str:
+    if target is None:
+        return "no target"
+    better = value <= target if direction == "lower" else value >= target
+    return "on track" if better else ("within tolerance" if abs(value - target) <= 0.05 * abs(target) else "off track")
+
+
+def _completeness(code: str, period: str) -> tuple[str, int | None, int | None, int | None]:
+    """(completeness, days in period, days covered, days settled) of a month of the fixture."""
+    days = DAYS.get(period, 30)
+    if code == "PHY-04" or GAPS.get(code) == period:
+        return "no data", days, 0, 0
+    if period == IN_PROGRESS:
+        return "provisional", days, 25, 0
+    if (code, period) == BEFORE_GAP or (code == "PHY-02" and period == LATEST):
+        return "provisional", days, days, days - 30 if days > 30 else 7
+    return "complete", days, days, days
+
+
+def _rollups(code: str, unit: str, direction: str, trend: list[dict]) -> list[dict]:
+    """FY2026's quarters, FY2026 and FY2025, from the fixture's months (a count sums, the rest average)."""
+    periods = [(f"FY2026 Q{q}", "quarter", [f"2026-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)])
+               for q in (1, 2, 3, 4)]
+    periods += [("FY2026", "fiscal_year", [f"2026-{m:02d}" for m in range(1, 13)]),
+                ("FY2025", "fiscal_year", [f"2025-{m:02d}" for m in range(1, 13)])]
+    by_period = {p["period"]: p for p in trend}
+    rows = []
+    for label, kind, months in periods:
+        inside = [by_period[m] for m in months if m in by_period]
+        kinds = {p["completeness"] for p in inside}
+        completeness = ("no data" if kinds <= {"no data"} else
+                        "complete" if kinds == {"complete"} and len(inside) == len(months) else "provisional")
+        values = [p["value"] for p in inside if p["value"] is not None]
+        value = None if completeness == "no data" or not values else round(
+            sum(values) if unit == "count" else sum(values) / len(values), 0 if unit == "count" else 1)
+        targets = [p["target"] for p in inside if p["target"] is not None]
+        target = None if not targets else round(targets[-1] * (len(months) if unit == "count" else 1), 1)
+        status = (completeness if completeness != "complete" else
+                  "no value" if value is None else _status_of(value, target, direction))
+        days = sum(DAYS.get(m, 30) for m in months)
+        covered = sum(p["days_covered"] for p in inside)
+        settled = sum(p["days_settled"] for p in inside)
+        rows.append({"period": label, "period_type": kind, "value": value, "target": target, "status": status,
+                     "completeness": completeness, "days_in_period": days, "days_covered": covered,
+                     "days_settled": settled})
+    return rows
+
+
 def scorecard_data() -> dict:
     """Realistic data: 4 priorities, 12 measures, every status, 24-month trends with a fiscal-year
-    change of target, a gap, a measure without any value (targets only) and one without a target."""
+    change of target, gaps (months without source data), provisional months (the month in progress,
+    a month within its source's lag), a measure without any value (targets only), one without a
+    target, one whose source delivered nothing; this fiscal year's quarters and the fiscal years;
+    each measure's definition file and source data sets."""
     priorities = {name: [] for name in PRIORITIES}
     for n, (code, (priority, dept, name, definition, unit, direction, value, target, status, swing,
                    by_district)) in enumerate(MEASURES.items()):
-        periods = _months("2026-10", 24)
+        periods = _months(IN_PROGRESS, 24)
+        base = value if value is not None else (None if status in ("no value", "no data") else target)
         trend = []
         for i, period in enumerate(periods):
             # A deterministic wobble around the latest value, drifting towards it.
-            base = value if value is not None else None
             wobble = swing * (((i * 7 + n * 3) % 11) - 5) / 5
-            drift = swing * (len(periods) - 1 - i) / 8 * (1 if direction == "lower" else -1)
+            drift = swing * (len(periods) - 2 - i) / 8 * (1 if direction == "lower" else -1)
             v = None if base is None else round(base + wobble + drift, 0 if unit == "count" else 1)
-            if i == len(periods) - 1:
+            if period == LATEST:
                 v = value
-            if code == "ECO-02" and i == 9:
-                v = None  # a month without a value: the line has a gap
+            completeness, days, covered, settled = _completeness(code, period)
+            if completeness == "no data":
+                v = None
             fy_target = None if target is None else (target if period >= "2026-01" else
                                                      round(target * (1.05 if direction == "lower" else 0.95), 1))
-            trend.append({"period": period, "value": v, "target": fy_target})
+            point_status = (completeness if completeness != "complete" else
+                            "no value" if v is None else _status_of(v, fy_target, direction))
+            if period == LATEST:
+                point_status = status
+            trend.append({"period": period, "value": v, "target": fy_target, "status": point_status,
+                          "completeness": completeness, "days_in_period": days, "days_covered": covered,
+                          "days_settled": settled})
         districts = []
         if by_district and value is not None:
             for d in range(1, 16):
                 dv = round(value / (15 if unit == "count" else 1) * (0.7 + ((d * 5 + n) % 9) / 14),
                            0 if unit == "count" else 1)
                 target_d = target / 15 if unit == "count" else target
-                better = dv <= target_d if direction == "lower" else dv >= target_d
-                ds = "on track" if better else ("within tolerance" if abs(dv - target_d) <= 0.05 * target_d
-                                                else "off track")
-                districts.append({"district": str(d), "value": dv, "status": ds})
+                districts.append({"district": str(d), "value": dv, "status": _status_of(dv, target_d, direction)})
             districts[14] = {"district": "15", "value": None, "status": "no value"}
+        latest = next(p for p in trend if p["period"] == LATEST)
         priorities[priority].append({
             "code": code, "name": name, "department": dept, "unit": unit, "direction": direction,
             "definition": definition,
-            "latest": {"period": "2026-10", "value": value, "target": target, "status": status},
-            "trend": trend, "districts": districts,
+            "latest": {**latest, "value": value, "target": target, "status": status,
+                       "data_as_of": None if value is None else f"2026-11-{10 + n:02d}T06:{n:02d}:00-06:00"},
+            "trend": trend, "rollups": _rollups(code, unit, direction, trend), "districts": districts,
+            "definition_file": {"name": code.lower().replace("-", "_") + ".sql",
+                                "text": definition_text(code, definition), "computed_with": code != "SAF-03"},
+            "sources": [{"source": source, "datasets": [d for d in DATASETS if d["id"] in ids]}
+                        for source, ids in SOURCES_OF[code]],
         })
     return {
         "title": "City of Milwaukee - AIM Scorecard",
@@ -161,7 +252,7 @@ def measures_of(data: dict) -> list[dict]:
 EXPECTED_VALUES = {  # the latest values, formatted per unit, as the page must show them
     "SAF-01": "2,104", "SAF-02": "12.3 per 1,000", "SAF-03": "87.5%", "SAF-04": "6.4 min",
     "ECO-01": "41.2%", "ECO-02": "23.6 days", "CHI-01": "2,431", "CHI-02": "7.9%",
-    "PHY-01": "78.4%", "PHY-02": "2.1 days", "PHY-03": None, "PHY-04": "71.0%",
+    "PHY-01": "78.4%", "PHY-02": "2.1 days", "PHY-03": None, "PHY-04": None,
 }
 EXPECTED_TARGETS = {
     "SAF-01": "2,250", "SAF-02": "11.8 per 1,000", "SAF-03": "86.0%", "SAF-04": "7.2 min",
@@ -169,7 +260,12 @@ EXPECTED_TARGETS = {
     "PHY-01": "77.5%", "PHY-02": "5.5 days", "PHY-03": "1.9 per 1,000", "PHY-04": "84.0%",
 }
 STATUS_LABELS = {"on track": "On track", "within tolerance": "Within tolerance", "off track": "Off track",
-                 "no target": "No target", "no value": "No value"}
+                 "no target": "No target", "no value": "No value", "provisional": "Provisional", "no data": "No data"}
+
+
+def missing_value(code: str) -> str:
+    """What the card shows for a measure without a latest value."""
+    return "No data" if MEASURES[code][8] == "no data" else "No value"
 EVIL = 'Evil <script>window.__pwned = 1</script> & "quoted" <img src=x onerror="window.__pwned=2">'
 
 
@@ -263,8 +359,10 @@ def test_fixture_is_realistic(data):
 
 def test_writes_index_and_relative_assets(data, tmp_path):
     written = render_site(data, tmp_path / "out")
+    definitions = sorted(m["definition_file"]["name"] for m in measures_of(data))
     assert written == [tmp_path / "out" / "index.html", tmp_path / "out" / "assets" / "style.css",
-                       tmp_path / "out" / "assets" / "charts.js"]
+                       tmp_path / "out" / "assets" / "charts.js"] + [
+        tmp_path / "out" / "definitions" / name for name in definitions]
     assert all(path.is_file() and path.stat().st_size > 0 for path in written)
 
 
@@ -292,7 +390,7 @@ def test_every_measure_headline_is_in_the_html(data, page):
             assert page.parent_section[aid] == section, f"{code} is not under its priority"
             text = page.text(aid)
             assert page.text(f"{aid}-name") == measure["name"]
-            latest = EXPECTED_VALUES[code] or "No value"
+            latest = EXPECTED_VALUES[code] or missing_value(code)
             target = EXPECTED_TARGETS[code] or "No target"
             assert page.field(aid, "latest") == f"Latest{latest}", code
             assert page.field(aid, "target") == f"Target{target}", code
@@ -392,6 +490,179 @@ def test_output_is_deterministic(data, tmp_path):
     assert render_html(changed) != render_html(data)
 
 
+def _article(html: str, code: str) -> str:
+    return re.search(rf'<article [^>]*id="{article_id(code)}".*?</article>', html, re.DOTALL).group(0)
+
+
+def _words(fragment: str) -> str:
+    """The words of an HTML fragment, without the status symbols hidden from screen readers."""
+    fragment = re.sub(r'<span[^>]*aria-hidden="true"[^>]*>.*?</span>', "", fragment)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", fragment))).strip()
+
+
+def _rows(article: str, css: str) -> list[list[str]]:
+    table = re.search(rf'<details class="{css}">.*?<tbody>(.*?)</tbody>', article, re.DOTALL)
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1))]
+
+
+def _badge(fragment: str) -> str:
+    return re.search(r'class="status[^"]*" data-status="([^"]*)"', fragment).group(1)
+
+
+def _sparkline(article: str) -> dict:
+    """Value subpaths (x coordinates) per kind, circles (class, cx) and no-data bands (centre x) by period."""
+    svg = re.search(r'<svg class="sparkline".*?</svg>', article, re.DOTALL).group(0)
+    subpaths = {"complete": [], "provisional": []}
+    for css, d in re.findall(r'<path class="(spark-value[^"]*)" d="([^"]*)"', svg):
+        for sub in d.split("M")[1:]:
+            subpaths["provisional" if "spark-provisional" in css else "complete"].append(
+                [float(pair.split(",")[0]) for pair in sub.split("L")])
+    circles = {period: (css, float(cx)) for css, cx, period in re.findall(
+        r'<circle class="([^"]*)" cx="([^"]*)"[^>]*data-period="([^"]*)"', svg)}
+    bands = {period: float(x) + float(w) / 2 for x, w, period in re.findall(
+        r'<rect class="spark-no-data" x="([^"]*)" y="[^"]*" width="([^"]*)"[^>]*data-period="([^"]*)"', svg)}
+    return {"subpaths": subpaths, "circles": circles, "bands": bands,
+            "label": unescape(re.search(r'aria-label="([^"]*)"', svg).group(1))}
+
+
+def test_completeness_in_words():
+    assert completeness_text("complete", 31, 31, 31) == "complete"
+    assert completeness_text("no data", 30, 0, 0) == "no data"
+    assert completeness_text("provisional", 30, 30, 18) == (
+        "provisional: 30 of 30 days covered, 12 not yet past the reporting lag")
+    assert completeness_text("provisional", 92, 61, 61) == "provisional: 61 of 92 days covered"
+    assert completeness_text("provisional", None, None, None) == "provisional"
+    assert completeness_text(None) is None
+
+
+def test_fixture_has_gaps_and_provisional_months(data):
+    points = [(m["code"], p) for m in measures_of(data) for p in m["trend"]]
+    assert {(code, p["period"]) for code, p in points if p["completeness"] == "no data" and code != "PHY-04"} == \
+        set(GAPS.items())
+    assert all(p["value"] is None for _, p in points if p["completeness"] == "no data")
+    assert BEFORE_GAP in {(code, p["period"]) for code, p in points if p["completeness"] == "provisional"}
+    json.dumps(data)
+
+
+def test_a_month_without_data_is_a_gap_in_the_sparkline(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    embedded = {m["code"]: m for m in json.loads(Page(html).script_text["aim-data"])["measures"]}
+    for code, gap in GAPS.items():
+        article = _article(html, code)
+        point = next(p for p in embedded[code]["points"] if p["period"] == gap)
+        assert (point["value"], point["status"], point["completeness"]) == (None, "no data", "no data"), (
+            f"{code} {gap}: the charts' data has no value for it (not 0), and says no data")
+        spark = _sparkline(article)
+        assert gap in spark["bands"] and gap not in spark["circles"], f"{code} {gap}: a marked gap, no point"
+        x = spark["bands"][gap]
+        lines = spark["subpaths"]["complete"] + spark["subpaths"]["provisional"]
+        assert any(max(xs) < x for xs in lines) and any(min(xs) > x for xs in lines), f"{code}: line on both sides"
+        for xs in lines:
+            assert not min(xs) <= x <= max(xs), f"{code} {gap}: the line is broken at the month without data"
+        month = format_period(gap, short=True)
+        assert month in spark["label"].split("No data (a gap in the line): ")[1], spark["label"]
+        row = next(r for r in _rows(article, "monthly") if f'datetime="{gap}"' in r[0])
+        assert _words(row[1]) == "No data" and _badge(row[3]) == "no data", f"{code} {gap}: the table says no data"
+
+
+def test_provisional_months_are_marked_in_words_and_drawn_dashed(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    article = _article(html, "SAF-01")
+    spark = _sparkline(article)
+    rows = {re.search(r'datetime="([^"]*)"', r[0]).group(1): r for r in _rows(article, "monthly")}
+    expected = {"2026-01": "Provisional 31 of 31 days covered, 30 not yet past the reporting lag",
+                "2026-11": "Provisional 25 of 30 days covered, 25 not yet past the reporting lag"}
+    for period, words in expected.items():
+        assert _badge(rows[period][3]) == "provisional" and _words(rows[period][3]) == words
+        css, x = spark["circles"][period]
+        assert "spark-provisional" in css, f"{period}: an open marker"
+        assert any(x in xs for xs in spark["subpaths"]["provisional"]), f"{period}: reached by a dashed step"
+        assert not any(x in xs for xs in spark["subpaths"]["complete"]), f"{period}: not on the solid line"
+    listed = spark["label"].split("Provisional (data still coming in): ")[1].split(".")[0]
+    assert listed == "Jan 2026, Nov 2026", spark["label"]
+    assert _badge(rows["2026-10"][3]) == "on track" and "completeness" not in rows["2026-10"][3]
+    assert spark["subpaths"]["complete"], "complete months are drawn with the solid line"
+
+
+def test_latest_card_says_provisional_or_no_data_instead_of_a_status(site, page):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    calls = ("On track", "Within tolerance", "Off track", "No target")
+    provisional = _article(html, "PHY-02")
+    assert _words(re.search(r'<p class="status[^"]*"[^>]*>.*?</p>', provisional).group(0)) == "Provisional"
+    assert page.field("m-phy-02", "latest") == "Latest2.1 days", "the provisional value is shown"
+    assert _words(re.search(r'<p class="completeness">.*?</p>', provisional).group(0)).startswith(
+        "Provisional: 31 of 31 days covered, 30 not yet past the reporting lag.")
+    no_data = _article(html, "PHY-04")
+    assert _words(re.search(r'<p class="status[^"]*"[^>]*>.*?</p>', no_data).group(0)) == "No data"
+    assert page.field("m-phy-04", "latest") == "LatestNo data"
+    assert "No data: " in _words(re.search(r'<p class="completeness">.*?</p>', no_data).group(0))
+    for card in (provisional, no_data):
+        status = _words(re.search(r'<p class="status[^"]*"[^>]*>.*?</p>', card).group(0))
+        assert not any(call in status for call in calls)
+    complete = _article(html, "SAF-01")
+    assert '<p class="completeness">' not in complete and _badge(complete) == "on track"
+
+
+def test_rollup_table_lists_this_fiscal_year_and_the_last(data, site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    for measure in measures_of(data):
+        rows = _rows(_article(html, measure["code"]), "rollups")
+        shown = [(_words(period), _words(value), _words(target), _badge(status))
+                 for period, value, target, status in rows]
+        unit = measure["unit"]
+        expected = [(r["period"],
+                     format_value(r["value"], unit) or ("No data" if r["completeness"] == "no data" else "No value"),
+                     format_value(r["target"], unit) or "No target", r["status"]) for r in measure["rollups"]]
+        assert shown == expected, measure["code"]
+        assert [s[0] for s in shown] == ["FY2026 Q1", "FY2026 Q2", "FY2026 Q3", "FY2026 Q4", "FY2026", "FY2025"]
+    saf = _rows(_article(html, "SAF-01"), "rollups")
+    assert _words(saf[0][3]).startswith("Provisional 62 of 90 days covered"), "a quarter with a gap is provisional"
+    statuses = {r["status"] for m in measures_of(data) for r in m["rollups"]}
+    assert {"provisional", "no data", "on track"} <= statuses, statuses
+
+
+def test_definition_files_are_published_verbatim_and_linked(data, site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    for measure in measures_of(data):
+        article = _article(html, measure["code"])
+        name = measure["definition_file"]["name"]
+        assert (site / "definitions" / name).read_bytes() == measure["definition_file"]["text"].encode("utf-8"), (
+            f"{name} is published exactly as given")
+        assert re.findall(r'<dt>Definition</dt><dd><a href="([^"]*)"', article) == [f"definitions/{name}"]
+        sources = re.search(r"<dt>Source data</dt><dd>(.*?)</dd>", article, re.DOTALL).group(1)
+        wanted = [d["href"] for _, ids in SOURCES_OF[measure["code"]] for d in DATASETS if d["id"] in ids]
+        assert re.findall(r'<a href="([^"]*)"', sources) == wanted
+        as_of = re.findall(r'<dt>Data as of</dt><dd><time datetime="([^"]*)"', article)
+        assert as_of == ([measure["latest"]["data_as_of"]] if measure["latest"]["data_as_of"] else [])
+    assert b"\r\n" in (site / "definitions" / "saf_02.sql").read_bytes(), "line endings are kept"
+    saf_03 = _article(html, "SAF-03")
+    assert "(changed since these values were computed)" in _words(saf_03)
+    assert "mfd_ems_patient_care_reports (not published as open data)" in _words(saf_03)
+
+
+def test_bad_definition_files_are_refused(data, tmp_path):
+    for name in ("../index.html", "../../x.sql", "sub/x.sql", "x.txt", ".sql", ""):
+        bad = copy.deepcopy(data)
+        bad["priorities"][0]["measures"][0]["definition_file"]["name"] = name
+        if name:
+            with pytest.raises(ValueError, match="not a plain .sql file name"):
+                render_site(bad, tmp_path / "bad")
+    twice = copy.deepcopy(data)
+    first, second = twice["priorities"][0]["measures"][:2]
+    second["definition_file"] = {**first["definition_file"], "text": "-- another file\n"}
+    with pytest.raises(ValueError, match="two different contents"):
+        render_site(twice, tmp_path / "twice")
+
+
+def test_legend_explains_provisional_no_data_and_the_rule(page):
+    legend = page.text("main")
+    assert "Provisional: the period's data is not complete yet" in legend
+    assert "No data: the source delivered no data for the period: there is no value (never a 0)" in legend
+    assert ("Only a complete period (every day delivered and past its sources' reporting lag) is called on "
+            "track, within tolerance or off track") in legend
+
+
+
 # ---------------------------------------------------------------------------------------------
 # Browser tests: headless Chromium on the file:// URL, no server
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +728,7 @@ def test_page_in_browser(chromium, site, data):
             aid = article_id(measure["code"])
             assert page.locator(f"#{aid}-name").is_visible(), measure["code"]
             assert page.locator(f"#{aid}-name").inner_text() == measure["name"]
-            value = EXPECTED_VALUES[measure["code"]] or "No value"
+            value = EXPECTED_VALUES[measure["code"]] or missing_value(measure["code"])
             assert page.locator(f"#{aid} .figure.latest dd").inner_text() == value
         # One JS-drawn chart per measure, each with a drawn line.
         charts = page.evaluate("""() => Array.from(document.querySelectorAll('article.measure')).map(a => {
@@ -493,20 +764,28 @@ def test_page_in_browser(chromium, site, data):
         context.close()
 
 
-def test_chart_readout_follows_the_keyboard(chromium, site):
+def test_chart_readout_follows_the_keyboard(chromium, site, data):
     browser = need(chromium)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         watched = Watched(context)
         page = watched.open(site)
         page.wait_for_selector("html[data-charts=ready]", timeout=5000)
+        newest = measures_of(data)[0]["trend"][-1]
+        newest_text = (f"Nov 2026: {format_value(newest['value'], 'count')}, provisional: 25 of 30 days covered, "
+                       "25 not yet past the reporting lag (target 2,250)")
         readout = page.locator("#m-saf-01 .readout")
-        assert readout.inner_text() == "Latest: Oct 2026: 2,104 (target 2,250)"
+        assert readout.inner_text() == "Latest: " + newest_text, "the newest month, provisional, in words"
         page.locator("#m-saf-01 svg.trend-chart").focus()
         page.keyboard.press("Home")
-        assert readout.inner_text().startswith("Nov 2024: ")
+        assert readout.inner_text().startswith("Dec 2024: ")
         page.keyboard.press("End")
-        assert readout.inner_text() == "Oct 2026: 2,104 (target 2,250)"
+        assert readout.inner_text() == newest_text
+        page.keyboard.press("ArrowLeft")
+        assert readout.inner_text() == "Oct 2026: 2,104 (target 2,250)", "a complete month reads as before"
+        for _ in range(8):
+            page.keyboard.press("ArrowLeft")
+        assert readout.inner_text() == "Feb 2026: no data (target 2,250)", "a month without data says so"
         assert watched.errors == []
     finally:
         context.close()
@@ -524,7 +803,7 @@ def test_headline_numbers_without_javascript(chromium, site, data):
             aid = article_id(measure["code"])
             assert page.locator(f"#{aid}-name").is_visible()
             card = page.locator(f"#{aid}")
-            value = EXPECTED_VALUES[measure["code"]] or "No value"
+            value = EXPECTED_VALUES[measure["code"]] or missing_value(measure["code"])
             target = EXPECTED_TARGETS[measure["code"]] or "No target"
             assert card.locator(".figure.latest dd").inner_text() == value
             assert card.locator(".figure.latest dd").is_visible()
@@ -567,6 +846,63 @@ def test_hostile_text_stays_inert_in_the_browser(chromium, data, tmp_path):
         assert page.evaluate("() => window.__pwned") is None
         assert page.locator("#m-saf-01-name").inner_text() == EVIL
         assert page.locator("#m-saf-01 svg.trend-chart title").first.text_content().startswith(EVIL)
+        assert watched.errors == []
+    finally:
+        context.close()
+
+
+def test_chart_gaps_and_provisional_months_in_the_browser(chromium, site):
+    browser = need(chromium)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        watched = Watched(context)
+        page = watched.open(site)
+        page.wait_for_selector("html[data-charts=ready]", timeout=5000)
+        for code, gap in GAPS.items():
+            chart = page.evaluate("""(id) => {
+                const svg = document.querySelector('#' + id + ' svg.trend-chart');
+                const lines = Array.from(svg.querySelectorAll('path.value-line')).map(p => ({
+                    provisional: p.classList.contains('provisional'),
+                    xs: p.getAttribute('d').split('M').slice(1)
+                         .map(s => s.split('L').map(v => Number(v.split(',')[0])))}));
+                const points = {};
+                svg.querySelectorAll('circle.point').forEach(c => {
+                    points[c.getAttribute('data-period')] = {
+                        cls: c.getAttribute('class'), x: Number(c.getAttribute('cx')),
+                        title: c.querySelector('title').textContent}; });
+                const bands = Array.from(svg.querySelectorAll('rect.no-data-band'))
+                                   .map(r => r.getAttribute('data-period'));
+                const legend = svg.parentNode.querySelector('.chart-legend').textContent;
+                return {lines, points, bands, legend};
+            }""", article_id(code))
+            months = _months(IN_PROGRESS, 24)
+            before, after = months[months.index(gap) - 1], months[months.index(gap) + 1]
+            assert gap in chart["bands"] and gap not in chart["points"], f"{code} {gap}: a shaded gap, no point"
+            assert before in chart["points"] and after in chart["points"]
+            left, right = chart["points"][before]["x"], chart["points"][after]["x"]
+            subpaths = [xs for line in chart["lines"] for xs in line["xs"]]
+            assert not any(min(xs) <= left and max(xs) >= right for xs in subpaths), (
+                f"{code} {gap}: no line is drawn across the month without data")
+            assert "No data" in chart["legend"]
+        chart_points = page.evaluate("""() => {
+            const out = {};
+            document.querySelectorAll('#m-saf-01 svg.trend-chart circle.point').forEach(c => {
+                out[c.getAttribute('data-period')] = [c.getAttribute('class'),
+                                                      c.querySelector('title').textContent]; });
+            return out; }""")
+        for period in ("2026-01", "2026-11"):
+            css, title = chart_points[period]
+            assert "provisional" in css.split() and ", provisional: " in title, (period, css, title)
+        card_point = chart_points["2026-10"][0].split()
+        assert "provisional" not in card_point and "latest" in card_point, (
+            "the card's month, complete, is the highlighted point")
+        dashed = page.locator("#m-saf-01 svg.trend-chart path.value-line.provisional").count()
+        assert dashed >= 2, "the steps to provisional months are drawn dashed"
+        assert "Provisional" in page.locator("#m-saf-01 .chart-legend").inner_text()
+        # the cards without a status call say why, visibly
+        assert page.locator("#m-phy-02 p.status").inner_text().endswith("Provisional")
+        assert page.locator("#m-phy-02 p.completeness").is_visible()
+        assert page.locator("#m-phy-04 .figure.latest dd").inner_text() == "No data"
         assert watched.errors == []
     finally:
         context.close()

@@ -124,6 +124,29 @@ class Quality(Strict):
     batch_size: BatchSizeCheck | None = BatchSizeCheck()
 
 
+class Coverage(Strict):
+    """Which days a source's data covers, and when a day's data is settled (`aim.measures.coverage`).
+
+    A day is covered when the source delivered rows placed on it by `date_column` (its local
+    date; for a `monthly` source, a month with rows covers every day of it up to today). A gap of
+    at most `quiet_days` days without rows between covered days is covered too (a source that
+    legitimately has no records on some days, e.g. weekends). A day is settled once the source has
+    kept delivering for `lag_days` days after it without a gap: records for a day keep arriving
+    and changing for that long.
+    """
+
+    date_column: str
+    cadence: Literal["daily", "monthly"] = "daily"
+    lag_days: int = Field(ge=0, le=366)
+    quiet_days: int = Field(0, ge=0, le=31)
+
+    @model_validator(mode="after")
+    def _quiet_days_only_for_daily(self) -> "Coverage":
+        if self.cadence == "monthly" and self.quiet_days:
+            raise ValueError("quiet_days: only a daily source has days without records; a monthly one covers whole months")
+        return self
+
+
 class SourceConfig(Strict):
     """Everything the platform needs to ingest one departmental source."""
 
@@ -140,6 +163,9 @@ class SourceConfig(Strict):
     columns: list[Column] = Field(min_length=1)
     expectation_suite: str
     quality: Quality = Quality()
+    coverage: Coverage | None = Field(
+        None, description="which days the data covers and when they are settled; required for a source a measure reads"
+    )
     task_timeout_minutes: int = Field(60, ge=1, le=24 * 60, description="each task of a run fails after this long")
     description: str = ""
 
@@ -165,6 +191,12 @@ class SourceConfig(Strict):
             needed.append(watermark)
         if self.quality.volume:
             needed.append(self.quality.volume.date_column)
+        if self.coverage:
+            needed.append(self.coverage.date_column)
+            if self.coverage.date_column in names and self.column(self.coverage.date_column).type not in ("date", "timestamp", "timestamptz", "text"):
+                raise ValueError(f"coverage.date_column: {self.coverage.date_column} is "
+                                 f"{self.column(self.coverage.date_column).type}; expected a date, a timestamp or "
+                                 "YYYY-MM text")
         if self.derived_key:
             needed += [self.derived_key.column, *self.derived_key.from_columns]
             if self.key != [self.derived_key.column]:
@@ -176,7 +208,8 @@ class SourceConfig(Strict):
         self._points_have_addresses()
         missing = [k for k in needed if k not in names]
         if missing:
-            raise ValueError(f"key / watermark / derived key / volume date name columns not listed in columns: {missing}")
+            raise ValueError(f"key / watermark / derived key / volume / coverage date name columns not listed in columns: "
+                             f"{missing}")
         if watermark and self.column(watermark).type not in WATERMARK_TYPES:
             raise ValueError(f"extract.watermark_column: {watermark} is {self.column(watermark).type}; "
                              f"a watermark is a time, one of {list(WATERMARK_TYPES)}")

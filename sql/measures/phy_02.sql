@@ -2,27 +2,26 @@
 -- name: Median days to close a 311 request
 -- reads: core.dpw_service_requests (closed_at)
 -- geographies: citywide, aldermanic_district
+-- aggregation: median
 --
 -- The median of closed_at - created_at, in days (seconds / 86400, fractional), over requests
--- of every type closed in the month (closed_at not NULL) (percentile_cont(0.5): the mean of the
+-- of every type closed in the period (closed_at not NULL) (percentile_cont(0.5): the mean of the
 -- two middle durations when their number is even). numerator and denominator are NULL (a median).
--- Month: the month of closed_at (local time).
--- Rows: one per month and geography with at least one request closed; a month or district
+-- Period: the period containing closed_at (local time).
+-- Rows: one per period and geography with at least one request closed; a period or district
 -- without any has no row (the median is undefined). A request without an aldermanic district
 -- counts only citywide.
 --
--- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+-- Run in psql (measure_period may hold several periods, e.g. the twelve months of a year):
+--   CREATE TEMP TABLE measure_period AS SELECT date '2026-01-01' AS period_start, date '2026-03-31' AS period_end;
 --   \i sql/measures/phy_02.sql
 WITH closed AS (
-    SELECT date_trunc('month', r.closed_at)::date AS period_start,
+    SELECT p.period_start,
            r.ald,
            r.closed_at - r.created_at AS time_to_close
     FROM core.dpw_service_requests r
-    CROSS JOIN measure_window w
-    WHERE r.closed_at >= date_trunc('month', w.period_start)
-      AND r.closed_at < date_trunc('month', w.period_end) + interval '1 month'
-      AND r.created_at IS NOT NULL
+    JOIN measure_period p ON r.closed_at >= p.period_start AND r.closed_at < p.period_end + 1
+    WHERE r.created_at IS NOT NULL
 ), placed AS (  -- each request once citywide and once in its aldermanic district
     SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, time_to_close FROM closed
     UNION ALL

@@ -2,30 +2,29 @@
 -- name: Street light outages repaired within 5 days
 -- reads: core.dpw_service_requests (created_at)
 -- geographies: citywide, aldermanic_district
+-- aggregation: ratio
 --
--- Denominator: STREET LIGHT OUT requests created in the month at least 5 days before the query
+-- Denominator: STREET LIGHT OUT requests created in the period at least 5 days before the query
 -- runs (created_at <= now - 5 days, Milwaukee time): only a request that old can be judged, so
 -- the latest 5 days' requests are left out until they are. Numerator: those repaired within 5
 -- days, i.e. closed_at not NULL and closed_at - created_at <= 5 days (closing the request is
 -- taken as the repair; exactly 5 days counts as within).
 -- value = 100 * numerator / denominator (percent).
--- Month: the month of created_at (local time).
--- Rows: one per month and geography with at least one request old enough; a month or district
+-- Period: the period containing created_at (local time).
+-- Rows: one per period and geography with at least one request old enough; a period or district
 -- without any has no row (the share is undefined). A request without an aldermanic district
 -- counts only citywide.
 --
--- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+-- Run in psql (measure_period may hold several periods, e.g. the twelve months of a year):
+--   CREATE TEMP TABLE measure_period AS SELECT date '2026-01-01' AS period_start, date '2026-03-31' AS period_end;
 --   \i sql/measures/phy_04.sql
 WITH requests AS (
-    SELECT date_trunc('month', r.created_at)::date AS period_start,
+    SELECT p.period_start,
            r.ald,
            r.closed_at IS NOT NULL AND r.closed_at - r.created_at <= interval '5 days' AS repaired_in_time
     FROM core.dpw_service_requests r
-    CROSS JOIN measure_window w
-    WHERE r.created_at >= date_trunc('month', w.period_start)
-      AND r.created_at < date_trunc('month', w.period_end) + interval '1 month'
-      AND r.request_type = 'STREET LIGHT OUT'
+    JOIN measure_period p ON r.created_at >= p.period_start AND r.created_at < p.period_end + 1
+    WHERE r.request_type = 'STREET LIGHT OUT'
       AND r.created_at <= ops.local_now() - interval '5 days'
 ), placed AS (  -- each request once citywide and once in its aldermanic district
     SELECT period_start, 'citywide' AS geography_type, 'all' AS geography_code, repaired_in_time FROM requests

@@ -2,27 +2,26 @@
 -- name: Fire calls with a unit on scene within 5 minutes 20 seconds of dispatch
 -- reads: core.mfd_dispatch_incidents (call_received_at)
 -- geographies: citywide, aldermanic_district
+-- aggregation: ratio
 --
 -- Denominator: FIRE incidents with both dispatched_at and on_scene_at recorded and on_scene_at
 -- not before dispatched_at. Numerator: those with on_scene_at - dispatched_at <= 320 seconds
 -- (exactly 5:20 counts as within). value = 100 * numerator / denominator (percent).
--- Month: the month of call_received_at (local time).
--- Rows: one per month and geography with at least one such call; a month or district without
+-- Period: the period containing call_received_at (local time).
+-- Rows: one per period and geography with at least one such call; a period or district without
 -- any has no row (the share is undefined). An incident without an aldermanic district counts
 -- only citywide.
 --
--- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+-- Run in psql (measure_period may hold several periods, e.g. the twelve months of a year):
+--   CREATE TEMP TABLE measure_period AS SELECT date '2026-01-01' AS period_start, date '2026-03-31' AS period_end;
 --   \i sql/measures/saf_03.sql
 WITH calls AS (
-    SELECT date_trunc('month', f.call_received_at)::date AS period_start,
+    SELECT p.period_start,
            f.ald,
            f.on_scene_at - f.dispatched_at <= interval '5 minutes 20 seconds' AS within_target
     FROM core.mfd_dispatch_incidents f
-    CROSS JOIN measure_window w
-    WHERE f.call_received_at >= date_trunc('month', w.period_start)
-      AND f.call_received_at < date_trunc('month', w.period_end) + interval '1 month'
-      AND f.incident_type = 'FIRE'
+    JOIN measure_period p ON f.call_received_at >= p.period_start AND f.call_received_at < p.period_end + 1
+    WHERE f.incident_type = 'FIRE'
       AND f.dispatched_at IS NOT NULL
       AND f.on_scene_at IS NOT NULL
       AND f.on_scene_at >= f.dispatched_at

@@ -2,27 +2,26 @@
 -- name: Median EMS response time
 -- reads: core.mfd_dispatch_incidents (call_received_at)
 -- geographies: citywide, aldermanic_district
+-- aggregation: median
 --
 -- The median, in minutes, of on_scene_at - dispatched_at over EMS incidents with both times
 -- recorded and on_scene_at not before dispatched_at (percentile_cont(0.5): the mean of the two
 -- middle times when their number is even). numerator and denominator are NULL (a median).
--- Month: the month of call_received_at (local time).
--- Rows: one per month and geography with at least one such incident; a month or district
+-- Period: the period containing call_received_at (local time).
+-- Rows: one per period and geography with at least one such incident; a period or district
 -- without any has no row (the median is undefined). An incident without an aldermanic district
 -- counts only citywide.
 --
--- Run in psql:
---   CREATE TEMP TABLE measure_window AS SELECT date '2026-01-01' AS period_start, date '2026-10-01' AS period_end;
+-- Run in psql (measure_period may hold several periods, e.g. the twelve months of a year):
+--   CREATE TEMP TABLE measure_period AS SELECT date '2026-01-01' AS period_start, date '2026-03-31' AS period_end;
 --   \i sql/measures/saf_04.sql
 WITH responses AS (
-    SELECT date_trunc('month', e.call_received_at)::date AS period_start,
+    SELECT p.period_start,
            e.ald,
            e.on_scene_at - e.dispatched_at AS response
     FROM core.mfd_dispatch_incidents e
-    CROSS JOIN measure_window w
-    WHERE e.call_received_at >= date_trunc('month', w.period_start)
-      AND e.call_received_at < date_trunc('month', w.period_end) + interval '1 month'
-      AND e.incident_type = 'EMS'
+    JOIN measure_period p ON e.call_received_at >= p.period_start AND e.call_received_at < p.period_end + 1
+    WHERE e.incident_type = 'EMS'
       AND e.dispatched_at IS NOT NULL
       AND e.on_scene_at IS NOT NULL
       AND e.on_scene_at >= e.dispatched_at

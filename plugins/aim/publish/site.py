@@ -1,20 +1,29 @@
-"""The public AIM scorecard as a static site: index.html plus two assets, relative links only.
+"""The public AIM scorecard as a static site: index.html, two assets and the measures' definition
+files, relative links only.
 
-    render_site(data, out_dir) -> [out_dir/index.html, out_dir/assets/style.css, out_dir/assets/charts.js]
+    render_site(data, out_dir) -> [out_dir/index.html, out_dir/assets/style.css, out_dir/assets/charts.js,
+                                   out_dir/definitions/<file>.sql ...]
 
 `data` is what the platform builds from the warehouse's marts views (see docs/scorecard-site.md):
-a title, `as_of`, the four strategic priorities with their measures (latest value, target, status,
-up to 24 months of trend, values by aldermanic district) and the open data sets to link to.
+a title, `as_of`, the four strategic priorities with their measures (latest value, target, status
+and completeness, up to 24 months of trend, fiscal quarters and years, values by aldermanic
+district, the definition file and the source data sets) and the open data sets to link to.
 
 The page works without a server and without the network: opened from a folder (file://) or from
 an S3 bucket or prefix. Everything a reader needs is server-rendered HTML: every measure's name,
 latest value, target, status and period, grouped under its priority, a small SVG sparkline, a
-table of the monthly values and a table by district. JavaScript (assets/charts.js, no libraries)
-only enhances: it reads the trend data embedded in the page (<script type="application/json">)
-and replaces each sparkline with a larger chart with axes, the target line and a readout.
+table of the monthly values, a table of the fiscal quarters and years and a table by district.
+JavaScript (assets/charts.js, no libraries) only enhances: it reads the trend data embedded in the
+page (<script type="application/json">) and replaces each sparkline with a larger chart with axes,
+the target line and a readout.
+
+Completeness is shown, never hidden: a month without source data is a gap in the line (and reads
+"No data", never 0); a provisional month (data still arriving) is drawn dashed with an open marker
+and reads "Provisional" with the days covered; only a complete period gets an on/off-track status.
 
 Every text value is escaped (names and definitions come from a hand-edited workbook). The output
-is deterministic: the same data gives byte-identical files; the only date in it is data['as_of'].
+is deterministic: the same data gives byte-identical files; the only date in it is data['as_of']
+(and each measure's own data_as_of).
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from urllib.parse import quote, urlsplit
 ASSETS_SOURCE = Path(__file__).with_name("site_assets")
 ASSET_FILES = ("style.css", "charts.js")
 ASSETS_DIR = "assets"  # inside out_dir
+DEFINITIONS_DIR = "definitions"  # inside out_dir: each measure's SQL file, as given
+DEFINITION_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.sql$")
 
 DEFAULT_TITLE = "City of Milwaukee - AIM Scorecard"
 
@@ -40,14 +51,21 @@ STATUSES: dict[str, tuple[str, str, str]] = {
     "off track": ("Off track", "off-track", "\u2715"),         # multiplication x
     "no target": ("No target", "no-target", "\u2013"),         # en dash
     "no value": ("No value", "no-value", "\u2205"),            # empty set
+    "provisional": ("Provisional", "provisional", "\u25cc"),   # dotted circle
+    "no data": ("No data", "no-data", "\u2298"),               # circled slash
 }
 STATUS_HELP = {
     "on track": "meets or beats the target",
     "within tolerance": "misses the target by no more than the tolerance (5% of the target by default)",
     "off track": "misses the target by more than the tolerance",
     "no target": "no target is set for the fiscal year",
-    "no value": "no value has been reported yet",
+    "no value": "no value has been reported yet, or it cannot be computed (e.g. a percentage of nothing)",
+    "provisional": "the period's data is not complete yet (days not delivered, or still within the source's "
+                   "reporting lag): the value may change, so it is not compared with the target yet",
+    "no data": "the source delivered no data for the period: there is no value (never a 0) and no status",
 }
+STATUS_RULE = ("Only a complete period (every day delivered and past its sources' reporting lag) is called on "
+               "track, within tolerance or off track; a month, quarter or year still incomplete is provisional.")
 UNIT_NAMES = {"count": "count", "percent": "percent", "rate": "rate per 1,000",
               "minutes": "minutes", "days": "days"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -137,6 +155,25 @@ def format_as_of(as_of: Any) -> str:
     return f"{date}, {clock} {zone}"
 
 
+def completeness_text(completeness: Any, days_in_period: Any = None, days_covered: Any = None,
+                      days_settled: Any = None) -> str | None:
+    """How complete a period's data is, in words: 'complete', 'no data', or 'provisional: 30 of 30
+    days covered, 12 not yet past the reporting lag' (the days when known). None when unknown."""
+    key = ("" if completeness is None else str(completeness)).strip().lower()
+    if key in ("complete", "no data"):
+        return key
+    if key != "provisional":
+        return None
+    days, covered, settled = (None if n is None else int(_number(n) or 0)
+                              for n in (days_in_period, days_covered, days_settled))
+    if not days or covered is None:
+        return "provisional"
+    text = f"provisional: {covered} of {days} days covered"
+    if settled is not None and settled < covered:
+        text += f", {covered - settled} not yet past the reporting lag"
+    return text
+
+
 def _status(status: Any) -> tuple[str, str, str, str]:
     """(key, label, css class, symbol) of a status; an unknown one is shown as given."""
     key = ("" if status is None else str(status)).strip().lower()
@@ -169,25 +206,70 @@ def relative_href(href: Any) -> str:
 # Page parts
 # ---------------------------------------------------------------------------------------------
 
+def _completeness(item: dict) -> str | None:
+    """'complete', 'provisional', 'no data' or None, from an item's completeness (or its status)."""
+    key = str(item.get("completeness") or "").strip().lower()
+    if key in ("complete", "provisional", "no data"):
+        return key
+    status = str(item.get("status") or "").strip().lower()
+    return status if status in ("provisional", "no data") else None
+
+
+def _checked(item: dict, unit: str | None) -> dict:
+    """A value with its target, status and completeness, checked and formatted once: the latest
+    value, a month of the trend, a quarter or a year."""
+    completeness = _completeness(item)
+    # a period without source data has no value, whatever was passed: never a 0 for want of data
+    value = None if completeness == "no data" else _number(item.get("value"))
+    target = _number(item.get("target"))
+    status = item.get("status") or ("no data" if completeness == "no data" else
+                                    "provisional" if completeness == "provisional" and value is not None else
+                                    "no value" if value is None else None)
+    return {
+        "period": None if item.get("period") is None else str(item.get("period")),
+        "value": value, "target": target,
+        "value_text": format_value(value, unit), "target_text": format_value(target, unit),
+        "status": _status(status), "completeness": completeness,
+        "note": completeness_text(completeness, item.get("days_in_period"), item.get("days_covered"),
+                                  item.get("days_settled")),
+        "provisional": completeness == "provisional", "no_data": completeness == "no data",
+    }
+
+
+def _definition_file(measure: dict) -> dict | None:
+    """The measure's definition file, {name, text, href, computed_with}; ValueError for a file name
+    that is not a plain `*.sql` name (it becomes a path in the site)."""
+    found = measure.get("definition_file")
+    if not found:
+        return None
+    name = str(found.get("name") or "")
+    if not DEFINITION_FILE.match(name):
+        raise ValueError(f"definition file {name!r} is not a plain .sql file name")
+    return {"name": name, "text": str(found.get("text") or ""), "href": f"{DEFINITIONS_DIR}/{quote(name)}",
+            "computed_with": found.get("computed_with")}
+
+
 def _measure_model(measure: dict) -> dict:
     """The measure with its values checked and formatted once, for the HTML and the embedded JSON."""
     unit = measure.get("unit")
-    latest = measure.get("latest") or {}
-    value = _number(latest.get("value"))
-    target = _number(latest.get("target"))
-    status = latest.get("status") or ("no value" if value is None else None)
+    latest = _checked(measure.get("latest") or {}, unit)
     trend = []
     for point in measure.get("trend") or []:
-        v, t = _number(point.get("value")), _number(point.get("target"))
-        trend.append({"period": str(point.get("period") or ""), "value": v, "target": t,
-                      "label": format_period(point.get("period"), short=True),
-                      "value_text": format_value(v, unit), "target_text": format_value(t, unit)})
+        checked = _checked(point, unit)
+        checked.update(period=str(point.get("period") or ""), label=format_period(point.get("period"), short=True))
+        trend.append(checked)
+    rollups = [_checked(row, unit) for row in measure.get("rollups") or []]
     districts = []
     for row in measure.get("districts") or []:
         v = _number(row.get("value"))
         districts.append({"district": row.get("district"), "value": v,
                           "value_text": format_value(v, unit),
                           "status": row.get("status") or ("no value" if v is None else None)})
+    sources = []
+    for source in measure.get("sources") or []:
+        sets = [{"title": d.get("title") or d.get("id"), "href": relative_href(d.get("href"))}
+                for d in source.get("datasets") or []]
+        sources.append({"source": source.get("source"), "datasets": sets})
     return {
         "code": str(measure.get("code") or ""),
         "name": str(measure.get("name") or measure.get("code") or "Unnamed measure"),
@@ -195,12 +277,13 @@ def _measure_model(measure: dict) -> dict:
         "unit": unit,
         "direction": (measure.get("direction") or "").strip().lower(),
         "definition": measure.get("definition"),
-        "period": latest.get("period"),
-        "value": value, "value_text": format_value(value, unit),
-        "target": target, "target_text": format_value(target, unit),
-        "status": _status(status),
+        **latest,
+        "data_as_of": (measure.get("latest") or {}).get("data_as_of"),
         "trend": trend,
+        "rollups": rollups,
         "districts": districts,
+        "definition_file": _definition_file(measure),
+        "sources": sources,
     }
 
 
@@ -208,6 +291,14 @@ def _status_badge(status: tuple[str, str, str, str], tag: str = "span") -> str:
     key, label, css, symbol = status
     return (f'<{tag} class="status status-{css}" data-status="{_e(key)}">'
             f'<span class="status-symbol" aria-hidden="true">{_e(symbol)}</span> {_e(label)}</{tag}>')
+
+
+def _status_cell(item: dict) -> str:
+    """A status badge, with the days covered of a provisional period beside it."""
+    note = ""
+    if item["provisional"] and item["note"]:
+        note = f' <span class="completeness">{_e(item["note"].removeprefix("provisional: "))}</span>'
+    return _status_badge(item["status"]) + note
 
 
 def _status_counts(models: list[dict]) -> list[tuple[tuple[str, str, str, str], int]]:
@@ -227,43 +318,76 @@ def _counts_list(models: list[dict], css: str) -> str:
     return f'<ul class="{css}">{items}</ul>' if items else ""
 
 
+def _segments(points: list[dict]) -> list[tuple[str, int, int]]:
+    """Runs of consecutive months that both have a value, as (kind, first, last): 'provisional'
+    where either end of a step is provisional, else 'complete'. A month without a value breaks
+    the line: nothing is drawn across it."""
+    runs: list[list] = []
+    for i in range(len(points) - 1):
+        a, b = points[i], points[i + 1]
+        if a["value"] is None or b["value"] is None:
+            continue
+        kind = "provisional" if a["provisional"] or b["provisional"] else "complete"
+        if runs and runs[-1][0] == kind and runs[-1][2] == i:
+            runs[-1][2] = i + 1
+        else:
+            runs.append([kind, i, i + 1])
+    return [tuple(run) for run in runs]
+
+
 def _sparkline(model: dict, label: str) -> str:
-    """A small server-rendered SVG of the trend (value line, dashed target line): a chart
-    that shows without JavaScript. charts.js replaces it with the full chart."""
+    """A small server-rendered SVG of the trend (value line, dashed target line): a chart that
+    shows without JavaScript. Provisional steps are dashed with open markers, months without
+    source data are shaded gaps. charts.js replaces it with the full chart."""
     points = model["trend"]
-    numbers = [p[k] for p in points for k in ("value", "target") if p[k] is not None]
-    if not numbers:
+    if not points:
         return '<p class="no-trend">No monthly values yet.</p>'
+    numbers = [p[k] for p in points for k in ("value", "target") if p[k] is not None] or [0.0]
     low, high = min(numbers), max(numbers)
     if high == low:
         low, high = low - 1, high + 1
     step = (SPARK_W - 2 * SPARK_PAD) / max(len(points) - 1, 1)
 
-    def xy(i: int, v: float) -> str:
-        x = SPARK_PAD + i * step if len(points) > 1 else SPARK_W / 2
-        y = SPARK_H - SPARK_PAD - (v - low) / (high - low) * (SPARK_H - 2 * SPARK_PAD)
-        return f"{x:.1f},{y:.1f}"
+    def x(i: int) -> float:
+        return SPARK_PAD + i * step if len(points) > 1 else SPARK_W / 2
 
-    def path(key: str) -> str:
-        parts, pen = [], False
-        for i, point in enumerate(points):
-            if point[key] is None:
-                pen = False
-                continue
-            parts.append(("L" if pen else "M") + xy(i, point[key]))
-            pen = True
-        return "".join(parts)
+    def y(v: float) -> float:
+        return SPARK_H - SPARK_PAD - (v - low) / (high - low) * (SPARK_H - 2 * SPARK_PAD)
 
     shapes = []
-    target_path = path("target")
-    if target_path:
-        shapes.append(f'<path class="spark-target" d="{target_path}"/>')
-    value_path = path("value")
-    if value_path:
-        shapes.append(f'<path class="spark-value" d="{value_path}"/>')
-        last = max(i for i, p in enumerate(points) if p["value"] is not None)
-        x, y = xy(last, points[last]["value"]).split(",")
-        shapes.append(f'<circle class="spark-last" cx="{x}" cy="{y}" r="2.5"/>')
+    for i, point in enumerate(points):
+        if point["no_data"]:
+            width = step if len(points) > 1 else SPARK_W - 2 * SPARK_PAD
+            shapes.append(f'<rect class="spark-no-data" x="{x(i) - width / 2:.1f}" y="0" width="{width:.1f}" '
+                          f'height="{SPARK_H:g}" data-period="{_e(point["period"])}"/>')
+    target, pen = [], False
+    for i, point in enumerate(points):
+        if point["target"] is None:
+            pen = False
+            continue
+        target.append(f'{"L" if pen else "M"}{x(i):.1f},{y(point["target"]):.1f}')
+        pen = True
+    if target:
+        shapes.append(f'<path class="spark-target" d="{"".join(target)}"/>')
+    for kind in ("complete", "provisional"):
+        d = "".join("M" + "L".join(f"{x(i):.1f},{y(points[i]['value']):.1f}" for i in range(first, last + 1))
+                    for k, first, last in _segments(points) if k == kind)
+        if d:
+            shapes.append(f'<path class="spark-value{" spark-provisional" if kind == "provisional" else ""}" d="{d}"/>')
+    valued = [i for i, p in enumerate(points) if p["value"] is not None]
+    for i in valued:
+        point = points[i]
+        isolated = all(j not in valued for j in (i - 1, i + 1))
+        if i == valued[-1]:
+            css = "spark-last" + (" spark-provisional" if point["provisional"] else "")
+        elif point["provisional"]:
+            css = "spark-point spark-provisional"
+        elif isolated:
+            css = "spark-point"
+        else:
+            continue
+        shapes.append(f'<circle class="{css}" cx="{x(i):.1f}" cy="{y(point["value"]):.1f}" r="2.5" '
+                      f'data-period="{_e(point["period"])}"/>')
     return (f'<svg class="sparkline" viewBox="0 0 {SPARK_W:g} {SPARK_H:g}" width="{SPARK_W:g}" '
             f'height="{SPARK_H:g}" role="img" aria-label="{_e(label)}" focusable="false">'
             + "".join(shapes) + "</svg>")
@@ -275,15 +399,32 @@ def _trend_summary(model: dict) -> str:
         return "No monthly values yet"
     valued = [p for p in trend if p["value"] is not None]
     span = f"{trend[0]['label']} to {trend[-1]['label']}"
+
+    def shown(point: dict) -> str:
+        return f"{point['value_text']} in {point['label']}" + (" (provisional)" if point["provisional"] else "")
+
     if not valued:
-        return f"Monthly trend, {span}: no values yet"
-    if len(valued) == 1:
-        return f"Monthly trend, {span}: {valued[0]['value_text']} in {valued[0]['label']}"
-    return (f"Monthly trend, {span}: from {valued[0]['value_text']} in {valued[0]['label']} "
-            f"to {valued[-1]['value_text']} in {valued[-1]['label']}")
+        text = f"Monthly trend, {span}: no values yet"
+    elif len(valued) == 1:
+        text = f"Monthly trend, {span}: {shown(valued[0])}"
+    else:
+        text = f"Monthly trend, {span}: from {shown(valued[0])} to {shown(valued[-1])}"
+    provisional = [p["label"] for p in trend if p["provisional"]]
+    no_data = [p["label"] for p in trend if p["no_data"]]
+    if provisional:
+        text += f". Provisional (data still coming in): {', '.join(provisional)}"
+    if no_data:
+        text += f". No data (a gap in the line): {', '.join(no_data)}"
+    return text
 
 
-def _table_value(text: str | None) -> str:
+def _table_value(item: dict) -> str:
+    if item["value_text"] is not None:
+        return _e(item["value_text"])
+    return f'<span class="missing">{"No data" if item["no_data"] else "No value"}</span>'
+
+
+def _table_value_text(text: str | None) -> str:
     return _e(text) if text is not None else '<span class="missing">No value</span>'
 
 
@@ -291,13 +432,36 @@ def _table_target(text: str | None) -> str:
     return _e(text) if text is not None else '<span class="missing">No target</span>'
 
 
+def _provenance_html(model: dict) -> str:
+    """Where the number comes from: the date of its data, its definition file and its source data sets."""
+    rows = []
+    if model["data_as_of"]:
+        rows.append('<div><dt>Data as of</dt><dd><time datetime="{0}">{1}</time></dd></div>'.format(
+            _e(model["data_as_of"]), _e(format_as_of(model["data_as_of"]))))
+    definition = model["definition_file"]
+    if definition:
+        note = (' <span class="note">(changed since these values were computed)</span>'
+                if definition["computed_with"] is False else "")
+        rows.append(f'<div><dt>Definition</dt><dd><a href="{_e(definition["href"])}" type="text/plain">'
+                    f'{_e(definition["name"])}</a> <span class="format">(SQL)</span>{note}</dd></div>')
+    items = []
+    for source in model["sources"]:
+        for dataset in source["datasets"]:
+            ext = Path(urlsplit(dataset["href"]).path).suffix.lstrip(".").upper()
+            items.append(f'<li><a href="{_e(dataset["href"])}">{_e(dataset["title"])}</a>'
+                         + (f' <span class="format">({_e(ext)})</span>' if ext else "") + "</li>")
+        if not source["datasets"]:
+            items.append(f'<li><code>{_e(source["source"])}</code> (not published as open data)</li>')
+    if items:
+        rows.append(f'<div><dt>Source data</dt><dd><ul class="source-data">{"".join(items)}</ul></dd></div>')
+    return f'<dl class="provenance">{"".join(rows)}</dl>' if rows else ""
+
+
 def _measure_html(model: dict, index: int, anchor: str) -> str:
     code, name = model["code"], model["name"]
     period = model["period"]
     period_html = (f'<time datetime="{_e(period)}">{_e(format_period(period))}</time>'
                    if period else '<span class="missing">None yet</span>')
-    value_html = (_e(model["value_text"]) if model["value_text"] is not None
-                  else '<span class="missing">No value</span>')
     target_html = (_e(model["target_text"]) if model["target_text"] is not None
                    else '<span class="missing">No target</span>')
     direction = {"higher": "Higher is better", "lower": "Lower is better"}.get(model["direction"], "")
@@ -305,6 +469,13 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
     if model["department"]:
         meta.append(f'<span class="department">{_e(model["department"])}</span>')
     unit_name = UNIT_NAMES.get((model["unit"] or "").strip().lower(), model["unit"] or "")
+    completeness = ""
+    if model["provisional"]:
+        completeness = (f'<p class="completeness">{_e((model["note"] or "provisional").capitalize())}. Not yet '
+                        "compared with the target: the month is not complete.</p>")
+    elif model["no_data"]:
+        completeness = ('<p class="completeness">No data: the sources delivered nothing for this month, so there '
+                        "is no value and no status.</p>")
 
     parts = [
         f'<article class="measure status-{model["status"][2]}" id="{anchor}" '
@@ -312,8 +483,9 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
         f'<p class="measure-meta">{SEPARATOR.join(meta)}</p>' if meta else "",
         f'<h3 class="measure-name" id="{anchor}-name">{_e(name)}</h3>',
         _status_badge(model["status"], "p"),
+        completeness,
         '<dl class="figures">',
-        f'<div class="figure latest"><dt>Latest</dt><dd class="value">{value_html}</dd></div>',
+        f'<div class="figure latest"><dt>Latest</dt><dd class="value">{_table_value(model)}</dd></div>',
         f'<div class="figure target"><dt>Target</dt><dd>{target_html}</dd></div>',
         f'<div class="figure period"><dt>Period</dt><dd>{period_html}</dd></div>',
         "</dl>",
@@ -328,20 +500,31 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
     if model["definition"]:
         parts.append('<details class="definition"><summary>Definition</summary>'
                      f'<p>{_e(model["definition"])}</p></details>')
+    parts.append(_provenance_html(model))
     if model["trend"]:
         rows = "".join(
             f'<tr><th scope="row"><time datetime="{_e(p["period"])}">{_e(format_period(p["period"]))}</time></th>'
-            f'<td>{_table_value(p["value_text"])}</td>'
-            f'<td>{_table_target(p["target_text"])}</td></tr>'
+            f'<td>{_table_value(p)}</td><td>{_table_target(p["target_text"])}</td><td>{_status_cell(p)}</td></tr>'
             for p in reversed(model["trend"]))
         parts.append(
             f'<details class="monthly"><summary>Monthly values ({len(model["trend"])} months)</summary>'
             f'<div class="table-scroll"><table><caption>{_e(name)}: monthly values, newest first</caption>'
-            '<thead><tr><th scope="col">Month</th><th scope="col">Value</th><th scope="col">Target</th></tr></thead>'
+            '<thead><tr><th scope="col">Month</th><th scope="col">Value</th><th scope="col">Target</th>'
+            f'<th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table></div></details>')
+    if model["rollups"]:
+        rows = "".join(
+            f'<tr><th scope="row">{_e(r["period"])}</th><td>{_table_value(r)}</td>'
+            f'<td>{_table_target(r["target_text"])}</td><td>{_status_cell(r)}</td></tr>'
+            for r in model["rollups"])
+        parts.append(
+            '<details class="rollups"><summary>Fiscal quarters and years</summary>'
+            f'<div class="table-scroll"><table><caption>{_e(name)}: this fiscal year by quarter, and the '
+            'fiscal years, citywide</caption><thead><tr><th scope="col">Period</th><th scope="col">Value</th>'
+            '<th scope="col">Target</th><th scope="col">Status</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></div></details>')
     if model["districts"]:
         rows = "".join(
-            f'<tr><th scope="row">{_e(d["district"])}</th><td>{_table_value(d["value_text"])}</td>'
+            f'<tr><th scope="row">{_e(d["district"])}</th><td>{_table_value_text(d["value_text"])}</td>'
             f'<td>{_status_badge(_status(d["status"]))}</td></tr>'
             for d in model["districts"])
         when = f", {format_period(period)}" if period else ""
@@ -367,8 +550,10 @@ def _chart_payload(model: dict) -> dict:
     return {
         "code": model["code"], "name": model["name"], "unit": model["unit"],
         "direction": model["direction"], "status": model["status"][0], "status_class": model["status"][2],
+        "period": model["period"],
         "points": [{"period": p["period"], "label": p["label"], "value": p["value"], "target": p["target"],
-                    "value_text": p["value_text"], "target_text": p["target_text"]} for p in model["trend"]],
+                    "value_text": p["value_text"], "target_text": p["target_text"], "status": p["status"][0],
+                    "completeness": p["completeness"], "note": p["note"]} for p in model["trend"]],
     }
 
 
@@ -453,7 +638,9 @@ def render_html(data: dict) -> str:
         '<section class="summary" aria-labelledby="summary-heading">'
         '<h2 id="summary-heading">At a glance</h2>'
         f'<p class="lede">{total} measure{"" if total == 1 else "s"} across {len(priorities)} strategic '
-        f'priorit{"y" if len(priorities) == 1 else "ies"}, each showing its latest month against its target.</p>'
+        f'priorit{"y" if len(priorities) == 1 else "ies"}, each showing its latest complete month against its target '
+        '(or its latest provisional month, while none is complete).</p>'
+        f'<p class="status-rule">{_e(STATUS_RULE)}</p>'
         f'{_counts_list(models, "status-counts")}'
         f'<nav aria-label="Strategic priorities"><ol class="priority-nav">{"".join(nav)}</ol></nav>'
         f'<details class="legend"><summary>What the statuses mean</summary><ul>{legend}</ul></details>'
@@ -465,8 +652,9 @@ def render_html(data: dict) -> str:
         f"{datasets_html}</section>\n"
         "</main>\n"
         '<footer class="site-footer"><div class="wrap">'
-        f"<p>{_e(title)}. Data as of {as_of_html}. Values are monthly; a status compares the latest "
-        "month with the target for its fiscal year.</p>"
+        f"<p>{_e(title)}. Data as of {as_of_html}. Values are monthly, with fiscal quarters and years; a status "
+        "compares a complete period with its target. A month whose data is still coming in is provisional "
+        "(dashed in the charts), and one without source data is a gap, never a 0.</p>"
         "</div></footer>\n"
         f'<script type="application/json" id="aim-data">{_embedded_json(payload)}</script>\n'
         "</body>\n</html>\n"
@@ -474,16 +662,39 @@ def render_html(data: dict) -> str:
     return head + body
 
 
+def _definition_files(data: dict) -> dict[str, str]:
+    """The definition files to publish, by file name (ValueError for a bad name, or for one name
+    given two different contents)."""
+    files: dict[str, str] = {}
+    for priority in data.get("priorities") or []:
+        for measure in priority.get("measures") or []:
+            found = _definition_file(measure)
+            if found is None:
+                continue
+            if files.get(found["name"], found["text"]) != found["text"]:
+                raise ValueError(f"definition file {found['name']!r} is given with two different contents")
+            files[found["name"]] = found["text"]
+    return files
+
+
 def render_site(data: dict, out_dir: Path) -> list[Path]:
-    """Write the static scorecard (index.html and assets) into out_dir; returns the files written.
-    Deterministic: the same data gives byte-identical files (no timestamps other than data['as_of'])."""
+    """Write the static scorecard (index.html, assets and the measures' definition files) into out_dir;
+    returns the files written. Deterministic: the same data gives byte-identical files (no timestamps
+    other than the data's). A definition file is written with exactly the text given."""
     out_dir = Path(out_dir)
     page = render_html(data).encode("utf-8")
+    definitions = _definition_files(data)
     (out_dir / ASSETS_DIR).mkdir(parents=True, exist_ok=True)
     written = [out_dir / "index.html"]
     written[0].write_bytes(page)
     for name in ASSET_FILES:
         target = out_dir / ASSETS_DIR / name
         target.write_bytes((ASSETS_SOURCE / name).read_bytes())
+        written.append(target)
+    if definitions:
+        (out_dir / DEFINITIONS_DIR).mkdir(exist_ok=True)
+    for name, text in sorted(definitions.items()):
+        target = out_dir / DEFINITIONS_DIR / name
+        target.write_bytes(text.encode("utf-8"))
         written.append(target)
     return written

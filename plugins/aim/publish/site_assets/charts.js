@@ -2,6 +2,9 @@
  * Plain JavaScript, no libraries, nothing fetched. The page is complete without it: each
  * measure's figure holds a server-rendered sparkline, which this replaces with a larger chart
  * (axes, value line, dashed target line, a readout that follows the pointer or the arrow keys).
+ * Completeness is drawn, never hidden: a month without source data is a shaded gap (the line
+ * stops there, nothing is interpolated), a provisional month has an open marker and the steps
+ * to it are dashed; the readout says "provisional" or "no data" in words.
  * Text goes in with textContent only: names come from a hand-edited workbook. */
 (function () {
   "use strict";
@@ -56,9 +59,26 @@
   }
 
   function pointText(point) {
-    var value = point.value_text === null ? "no value" : point.value_text;
+    var value = point.value_text === null ? (point.completeness === "no data" ? "no data" : "no value")
+                                          : point.value_text;
+    if (point.completeness === "provisional") value += ", " + (point.note || "provisional");
     var target = point.target_text === null ? "no target" : "target " + point.target_text;
     return point.label + ": " + value + " (" + target + ")";
+  }
+
+  // Runs of consecutive months that both have a value: [kind, first, last]; a step touching a
+  // provisional month is "provisional". A month without a value breaks the line.
+  function segments(points) {
+    var runs = [];
+    for (var i = 0; i + 1 < points.length; i++) {
+      var a = points[i], b = points[i + 1];
+      if (a.value === null || b.value === null) continue;
+      var kind = (a.completeness === "provisional" || b.completeness === "provisional") ? "provisional" : "complete";
+      var last = runs[runs.length - 1];
+      if (last && last[0] === kind && last[2] === i) last[2] = i + 1;
+      else runs.push([kind, i, i + 1]);
+    }
+    return runs;
   }
 
   function draw(figure, measure) {
@@ -98,35 +118,54 @@
         .textContent = points[i].label;
     });
 
-    function path(key, step) {
-      var d = "", pen = false;
-      points.forEach(function (p, i) {
-        if (p[key] === null) { pen = false; return; }
-        if (!pen) d += "M" + r1(x(i)) + "," + r1(y(p[key]));
-        else if (step) d += "H" + r1(x(i)) + "V" + r1(y(p[key]));
-        else d += "L" + r1(x(i)) + "," + r1(y(p[key]));
-        pen = true;
-      });
-      return d;
-    }
-    var targetD = path("target", true), valueD = path("value", false);
-    if (targetD) el("path", { "class": "target-line", d: targetD }, svg);
-    if (valueD) el("path", { "class": "value-line", d: valueD }, svg);
+    var band = n > 1 ? plotW / (n - 1) : plotW;
+    var noData = false, provisional = false;
+    points.forEach(function (p, i) {
+      if (p.completeness === "provisional" && p.value !== null) provisional = true;
+      if (p.completeness !== "no data") return;
+      noData = true;
+      var left = Math.max(M.left, x(i) - band / 2), right = Math.min(W - M.right, x(i) + band / 2);
+      var rect = el("rect", {
+        "class": "no-data-band", x: r1(left), y: M.top, width: r1(right - left), height: plotH,
+        "data-period": p.period
+      }, svg);
+      el("title", {}, rect).textContent = pointText(p);
+    });
 
-    var last = -1;
-    points.forEach(function (p, i) { if (p.value !== null) last = i; });
+    var targetD = "", pen = false;
+    points.forEach(function (p, i) {
+      if (p.target === null) { pen = false; return; }
+      if (!pen) targetD += "M" + r1(x(i)) + "," + r1(y(p.target));
+      else targetD += "H" + r1(x(i)) + "V" + r1(y(p.target));
+      pen = true;
+    });
+    if (targetD) el("path", { "class": "target-line", d: targetD }, svg);
+    var valueD = "";
+    segments(points).forEach(function (run) {
+      var d = "";
+      for (var i = run[1]; i <= run[2]; i++) d += (i === run[1] ? "M" : "L") + r1(x(i)) + "," + r1(y(points[i].value));
+      el("path", { "class": run[0] === "provisional" ? "value-line provisional" : "value-line", d: d }, svg);
+      valueD += d;
+    });
+
+    var last = -1, shown = -1;
+    points.forEach(function (p, i) {
+      if (p.value !== null) last = i;
+      if (p.value !== null && p.period === measure.period) shown = i;
+    });
     points.forEach(function (p, i) {
       if (p.value === null) return;
-      var latest = i === last;
+      var latest = i === shown;
+      var css = "point" + (p.completeness === "provisional" ? " provisional" : "");
       var dot = el("circle", {
-        "class": latest ? "point latest " + measure.status_class : "point",
-        cx: r1(x(i)), cy: r1(y(p.value)), r: latest ? 4 : 2.5
+        "class": latest ? css + " latest " + measure.status_class : css,
+        cx: r1(x(i)), cy: r1(y(p.value)), r: latest ? 4 : 2.5, "data-period": p.period
       }, svg);
       el("title", {}, dot).textContent = pointText(p);
     });
-    if (!valueD && !targetD) {
+    if (!valueD && !targetD && last < 0) {
       el("text", { "class": "empty-note", x: M.left + plotW / 2, y: M.top + plotH / 2, "text-anchor": "middle" }, svg)
-        .textContent = "No values yet";
+        .textContent = noData ? "No data" : "No values yet";
     }
 
     // Readout: follows the pointer, or the arrow keys when the chart has focus.
@@ -134,7 +173,7 @@
     var cursorDot = el("circle", { "class": "cursor-dot", r: 3, visibility: "hidden" }, svg);
     var readout = html("p", "readout");
     readout.setAttribute("aria-live", "polite");
-    var rest = last >= 0 ? "Latest: " + pointText(points[last]) : "No values yet";
+    var rest = "Latest: " + pointText(points[n - 1]);
     readout.textContent = rest;
     var current = -1;
 
@@ -193,6 +232,16 @@
       var targetKey = html("li", "", null, legend);
       html("span", "key target", null, targetKey);
       targetKey.appendChild(document.createTextNode("Target"));
+    }
+    if (provisional) {
+      var provisionalKey = html("li", "", null, legend);
+      html("span", "key provisional", null, provisionalKey);
+      provisionalKey.appendChild(document.createTextNode("Provisional"));
+    }
+    if (noData) {
+      var noDataKey = html("li", "", null, legend);
+      html("span", "key no-data", null, noDataKey);
+      noDataKey.appendChild(document.createTextNode("No data"));
     }
 
     var holder = figure.querySelector(".chart");
