@@ -44,6 +44,19 @@ def missing_sources(cur, measure: MeasureFile) -> list[str]:
     return missing
 
 
+def loaded_measures(cur, files: Iterable[MeasureFile]) -> tuple[dict[str, MeasureFile], dict[str, str]]:
+    """The measures whose source tables all exist (by code), and why each other one is skipped."""
+    ready, skipped = {}, {}
+    for measure in files:
+        missing = missing_sources(cur, measure)
+        if missing:
+            skipped[measure.code] = f"skipped: {', '.join(missing)} not loaded yet"
+            log.warning("measure %s %s", measure.code, skipped[measure.code])
+        else:
+            ready[measure.code] = measure
+    return ready, skipped
+
+
 def recompute(
     cur,
     measure_codes: Iterable[str] | None,
@@ -65,17 +78,11 @@ def recompute(
     start, end = calendar.month_start(start_month), calendar.month_start(end_month)
     if start > end:
         raise ValueError(f"start month {start:%Y-%m} is after end month {end:%Y-%m}")
-    files = select_files(measure_files(folder), measure_codes, folder)
-    ready = []
-    for measure in files:
-        missing = missing_sources(cur, measure)
-        if missing:
-            log.warning("measure %s skipped: %s not loaded yet", measure.code, ", ".join(missing))
-        else:
-            ready.append(measure)
-    coverage.refresh_coverage(cur, coverage.sources_of(ready))
+    ready, _ = loaded_measures(cur, select_files(measure_files(folder), measure_codes, folder))
+    coverage.refresh_coverage(cur, coverage.sources_of(ready.values()))
     months = calendar.months_in(start, end)
-    return {m.code: recompute_months(cur, m, months, run_id, fiscal_start_month=fiscal_start_month) for m in ready}
+    return {code: recompute_months(cur, m, months, run_id, fiscal_start_month=fiscal_start_month)
+            for code, m in ready.items()}
 
 
 def recompute_months(

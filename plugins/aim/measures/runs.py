@@ -113,14 +113,8 @@ def recompute_values(*, run_id: str, params: Mapping[str, Any]) -> dict[str, Any
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT now()")
         looked_at = cur.fetchone()[0]
-        outcome: dict[str, Any] = {}
-        ready = {}
-        for code, measure in files.items():
-            missing = compute.missing_sources(cur, measure)
-            if missing:
-                outcome[code] = f"skipped: {', '.join(missing)} not loaded yet"
-            else:
-                ready[code] = measure
+        ready, skipped = compute.loaded_measures(cur, files.values())
+        outcome: dict[str, Any] = dict(skipped)
         coverage.refresh_coverage(cur, coverage.sources_of(ready.values()))
         since = None
         if request.mode == "backfill":
