@@ -652,6 +652,19 @@ def test_phy_02_median_days_to_close(warehouse):
     check(warehouse, "PHY-02", WINDOW, by_hand, in_python)
 
 
+def test_durations_are_elapsed_time_across_a_change_of_the_clocks(warehouse):
+    # Milwaukee moved its clocks forward at 2:00 on 2025-03-09: noon to noon over it is 23 hours.
+    warehouse.insert("dpw_service_requests", [
+        request("S1", "POTHOLE", 2, "2025-03-08 12:00:00", "2025-03-09 12:00:00"),
+        request("S2", "POTHOLE", 2, "2025-03-08 12:00:00", "2025-03-11 12:30:00"),  # 72.5 h on the clock, 71.5 h
+    ])
+    _, rows = warehouse.run("PHY-02", MAR, MAR)
+    medians = {(r[1], r[2]): r[3] for r in rows}
+    assert medians[CITY] == pytest.approx((23 + 71.5) / 2 / 24)
+    _, rows = warehouse.run("PHY-01", MAR, MAR)  # within 3 days: 71.5 hours is, though the clock says 72.5
+    assert {(r[1], r[2]): (r[4], r[5]) for r in rows}[CITY] == (2, 2)
+
+
 PHY_03_ROWS = [
     request("K1", "MISSED GARBAGE PICKUP", 1, "2025-01-06 07:00:00", None),
     request("K2", "MISSED GARBAGE PICKUP", 1, "2025-01-31 23:59:59", "2025-02-01 10:00:00"),

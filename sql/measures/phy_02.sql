@@ -7,6 +7,8 @@
 -- The median of closed_at - created_at, in days (seconds / 86400, fractional), over requests
 -- of every type closed in the period (closed_at not NULL) (percentile_cont(0.5): the mean of the
 -- two middle durations when their number is even). numerator and denominator are NULL (a median).
+-- Durations are elapsed time: both local times are read in Milwaukee's zone, so a change of the
+-- clocks between them counts (across the spring change a wall-clock day is 23 hours).
 -- Period: the period containing closed_at (local time).
 -- Rows: one per period and geography with at least one request closed; a period or district
 -- without any has no row (the median is undefined). A request without an aldermanic district
@@ -18,7 +20,7 @@
 WITH closed AS (
     SELECT p.period_start,
            r.ald,
-           r.closed_at - r.created_at AS time_to_close
+           (r.closed_at AT TIME ZONE 'America/Chicago') - (r.created_at AT TIME ZONE 'America/Chicago') AS time_to_close
     FROM core.dpw_service_requests r
     JOIN measure_period p ON r.closed_at >= p.period_start AND r.closed_at < p.period_end + 1
     WHERE r.created_at IS NOT NULL

@@ -10,6 +10,8 @@
 -- days, i.e. closed_at not NULL and closed_at - created_at <= 5 days (closing the request is
 -- taken as the repair; exactly 5 days counts as within).
 -- value = 100 * numerator / denominator (percent).
+-- Durations are elapsed time: both local times are read in Milwaukee's zone, so a change of the
+-- clocks between them counts (across the spring change a wall-clock day is 23 hours).
 -- Period: the period containing created_at (local time).
 -- Rows: one per period and geography with at least one request old enough; a period or district
 -- without any has no row (the share is undefined). A request without an aldermanic district
@@ -21,7 +23,7 @@
 WITH requests AS (
     SELECT p.period_start,
            r.ald,
-           r.closed_at IS NOT NULL AND r.closed_at - r.created_at <= interval '5 days' AS repaired_in_time
+           r.closed_at IS NOT NULL AND (r.closed_at AT TIME ZONE 'America/Chicago') - (r.created_at AT TIME ZONE 'America/Chicago') <= interval '5 days' AS repaired_in_time
     FROM core.dpw_service_requests r
     JOIN measure_period p ON r.created_at >= p.period_start AND r.created_at < p.period_end + 1
     WHERE r.request_type = 'STREET LIGHT OUT'

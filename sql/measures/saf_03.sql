@@ -7,6 +7,8 @@
 -- Denominator: FIRE incidents with both dispatched_at and on_scene_at recorded and on_scene_at
 -- not before dispatched_at. Numerator: those with on_scene_at - dispatched_at <= 320 seconds
 -- (exactly 5:20 counts as within). value = 100 * numerator / denominator (percent).
+-- Durations are elapsed time: both local times are read in Milwaukee's zone, so a change of the
+-- clocks between them counts (across the spring change a wall-clock day is 23 hours).
 -- Period: the period containing call_received_at (local time).
 -- Rows: one per period and geography with at least one such call; a period or district without
 -- any has no row (the share is undefined). An incident without an aldermanic district counts
@@ -18,7 +20,7 @@
 WITH calls AS (
     SELECT p.period_start,
            f.ald,
-           f.on_scene_at - f.dispatched_at <= interval '5 minutes 20 seconds' AS within_target
+           (f.on_scene_at AT TIME ZONE 'America/Chicago') - (f.dispatched_at AT TIME ZONE 'America/Chicago') <= interval '5 minutes 20 seconds' AS within_target
     FROM core.mfd_dispatch_incidents f
     JOIN measure_period p ON f.call_received_at >= p.period_start AND f.call_received_at < p.period_end + 1
     WHERE f.incident_type = 'FIRE'

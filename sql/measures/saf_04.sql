@@ -7,6 +7,8 @@
 -- The median, in minutes, of on_scene_at - dispatched_at over EMS incidents with both times
 -- recorded and on_scene_at not before dispatched_at (percentile_cont(0.5): the mean of the two
 -- middle times when their number is even). numerator and denominator are NULL (a median).
+-- Durations are elapsed time: both local times are read in Milwaukee's zone, so a change of the
+-- clocks between them counts (across the spring change a wall-clock day is 23 hours).
 -- Period: the period containing call_received_at (local time).
 -- Rows: one per period and geography with at least one such incident; a period or district
 -- without any has no row (the median is undefined). An incident without an aldermanic district
@@ -18,7 +20,7 @@
 WITH responses AS (
     SELECT p.period_start,
            e.ald,
-           e.on_scene_at - e.dispatched_at AS response
+           (e.on_scene_at AT TIME ZONE 'America/Chicago') - (e.dispatched_at AT TIME ZONE 'America/Chicago') AS response
     FROM core.mfd_dispatch_incidents e
     JOIN measure_period p ON e.call_received_at >= p.period_start AND e.call_received_at < p.period_end + 1
     WHERE e.incident_type = 'EMS'
