@@ -41,7 +41,8 @@ def build_publish_dag() -> DAG:
             from aim.publish.publication import publish as publish_all
 
             result = publish_all(run_id=context["run_id"])
-            return {"changed": result.changed, "unchanged": result.unchanged, "site": result.site}
+            return {"changed": result.changed, "unchanged": result.unchanged, "site": result.site,
+                    "skipped": result.skipped}
 
         publish()
     return dag

@@ -11,7 +11,8 @@ For each released data set (approved or published in the inventory) whose conten
 5. and last `catalog/data.json` (DCAT-US 1.1), validated before it is written.
 
 A data set whose CSV has the same SHA-256 as the one published is not rewritten and keeps its
-`modified` date. A publication that dies at any point leaves the previous manifest and catalog
+`modified` date. A data set whose source has not loaded yet (no `core.<source>`) is skipped with a
+warning; the others, the site, the manifest and the catalog still publish. A publication that dies at any point leaves the previous manifest and catalog
 in place, every file they list as it was (archive files are never rewritten; a latest file is
 replaced whole or not at all), and the next publication completes the job. Publications are
 serialised by a PostgreSQL advisory lock.
@@ -61,6 +62,7 @@ class Published:
     unchanged: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     site: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # data set -> why it was not published this time
 
 
 def _json_file(path: Path, doc: Any) -> Path:
@@ -87,6 +89,19 @@ def _temporal(conn, dataset: DatasetConfig, rows: Rows) -> str | None:
             c=sql.Identifier(dataset.temporal_column), q=sql.SQL(rows.query)))
         start, end = cur.fetchone()
     return f"{start.isoformat()}/{end.isoformat()}" if start and end else None
+
+
+def _not_loaded(cur, datasets: list[DatasetConfig]) -> dict[str, str]:
+    """The data sets whose source has not loaded yet (no `core.<source>` table), with why, each logged
+    as a warning: they are left out of this publication, and the others publish."""
+    skipped = {}
+    for dataset in datasets:
+        if dataset.source:
+            cur.execute("SELECT to_regclass(%s) IS NULL", (f"core.{dataset.source}",))
+            if cur.fetchone()[0]:
+                skipped[dataset.id] = f"its source {dataset.source} has not loaded yet (no core.{dataset.source})"
+                log.warning("data set %s not published: %s", dataset.id, skipped[dataset.id])
+    return skipped
 
 
 def public_base_url(target: ExportTarget) -> str:
@@ -128,8 +143,11 @@ def _publish_locked(url, target, everything, chosen, run_id, today, *, site: boo
     now = clock.now().replace(microsecond=0).isoformat().replace("+00:00", "Z")
     with db.transaction(url) as conn, conn.cursor() as cur:
         _sync_inventory(cur, everything)
+        result.skipped = _not_loaded(cur, chosen)
     with tempfile.TemporaryDirectory(prefix="aim-publish-") as tmp:
         for dataset in chosen:
+            if dataset.id in result.skipped:
+                continue
             folder = Path(tmp) / dataset.id
             folder.mkdir()
             with db.transaction(url) as conn:
