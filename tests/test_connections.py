@@ -145,6 +145,40 @@ def test_sql_unix_socket_connection_reaches_the_server(database):
     assert row == (server.database, True), "sql: a socket-directory host connects over the Unix socket"
 
 
+def test_a_socket_folder_warehouse_gives_the_demo_police_system_a_url_on_the_same_server(database):
+    """AIM_WAREHOUSE_URL naming its server by socket folder (`...@/aim?host=/dir`): the demo's police
+    connection (database mpd_rms beside it, as AIRFLOW_CONN_MPD_RMS carries it) reaches that server
+    through the socket, not another one over TCP."""
+    from aim_demo.local import rms_url
+
+    server = make_url(database)
+    with psycopg2.connect(libpq_dsn(database)) as admin, admin.cursor() as cur:
+        cur.execute("SHOW unix_socket_directories")
+        directories = [d.strip() for d in cur.fetchone()[0].split(",") if d.strip().startswith("/")]
+        cur.execute("SHOW port")
+        port = int(cur.fetchone()[0])
+    admin.close()
+    usable = [d for d in directories if (Path(d) / f".s.PGSQL.{port}").exists()]
+    if not usable:
+        pytest.skip("the test PostgreSQL server has no Unix socket this process can reach")
+    warehouse = server._replace(host=None, port=None, database="aim").update_query_dict(
+        {"host": usable[0], "port": str(port)}).render_as_string(hide_password=False)
+    # the police database of the demo is server.database here: the one the test owns
+    police = rms_url(warehouse).replace("/mpd_rms?", f"/{server.database}?")
+    conn = Connection.from_uri(police, conn_id="mpd_rms")
+    assert not conn.host and conn.extra_dejson["host"] == usable[0]  # libpq's URI form: the folder is an extra
+
+    url = source_access(sql_source(), conn)
+    assert dict(url.query).get("host") == usable[0] and url.host is None
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT current_database(), inet_server_addr() IS NULL")).one()
+    finally:
+        engine.dispose()
+    assert row == (server.database, True)
+
+
 def test_sql_wrong_connection_type_names_the_connection_and_hides_the_password():
     conn = Connection(conn_id="mpd_rms", conn_type="http", host="rms.example", login="reader",
                       password=SQL_PASSWORD)

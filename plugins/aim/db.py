@@ -57,7 +57,9 @@ def engine(url: str | URL) -> sa.Engine:
 def url_from_airflow_connection(conn: Any) -> URL:
     """SQLAlchemy URL for an Airflow connection (Task SDK `Connection`): type, host, login, schema.
 
-    The password travels inside the URL object only; render it with `hide_password=True`.
+    A Unix-socket directory, given as the host or (libpq's URI form, `postgresql://user@/db?host=/dir`)
+    as the extra `host`, becomes the `?host=` query parameter. The password travels inside the URL
+    object only; render it with `hide_password=True`.
     """
     conn_type = (conn.conn_type or "").lower()
     if conn_type not in _DRIVERS:
@@ -65,7 +67,7 @@ def url_from_airflow_connection(conn: Any) -> URL:
             f"connection {conn.conn_id!r} has type {conn_type!r}; supported SQL types: {sorted(_DRIVERS)}"
         )
     query = {}
-    host = conn.host or None
+    host = conn.host or (getattr(conn, "extra_dejson", None) or {}).get("host") or None
     if host and host.startswith("/"):  # a Unix-socket directory
         query["host"], host = host, None
     return URL.create(
