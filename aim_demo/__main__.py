@@ -102,6 +102,16 @@ def demo() -> int:
     return 0 if not failed and succeeded == {c.source for c in configs} else 1
 
 
+VENV_BIN = os.path.dirname(sys.executable)  # the virtual environment's bin: airflow and its console scripts
+
+
+def standalone_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` for `airflow standalone`: it starts its components as `airflow ...` subprocesses found on
+    PATH, so the virtual environment's bin comes first (activated or not, no other airflow is used)."""
+    path = [VENV_BIN] + [p for p in env.get("PATH", "").split(os.pathsep) if p and p != VENV_BIN]
+    return {**env, "PATH": os.pathsep.join(path), "AIRFLOW__CORE__PARALLELISM": "4"}
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "demo"
     if command == "demo":
@@ -115,8 +125,8 @@ def main(argv: list[str]) -> int:
         return psql_analyst()
     if command == "standalone":
         with _environment() as env:
-            airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-            return subprocess.call([airflow, "standalone"], env={**os.environ, **env, "AIRFLOW__CORE__PARALLELISM": "4"})
+            standalone = standalone_environment({**os.environ, **env})
+            return subprocess.call([os.path.join(VENV_BIN, "airflow"), "standalone"], env=standalone)
     if command == "quarantine":  # aim.quarantine on the demo warehouse: list, show, release, discard
         os.environ.setdefault("AIM_WAREHOUSE_URL", local.warehouse_url())
         os.environ.update({k: v for k, v in local.airflow_environment().items() if k.startswith("AIM_")})

@@ -579,3 +579,19 @@ def test_upload_folder_sends_only_changed_files(tmp_path):
         assert changed  # at least today's CAD file and this week's DNS workbook
         assert drops.upload_folder(source, s3, "aim-landing", "demo") == len(changed)
         assert drops.upload_folder(source, s3, "aim-landing", "demo") == 0
+
+
+def test_make_airflow_ui_starts_airflow_from_this_environment_without_an_activated_venv():
+    """`airflow standalone` starts its scheduler, API server and the rest as `airflow ...` processes
+    found on PATH: from a shell that has not activated the virtual environment they were not found
+    (FileNotFoundError: 'airflow'). The environment `make airflow-ui` gives it finds this one's."""
+    from aim_demo.__main__ import standalone_environment
+
+    env = standalone_environment({**os.environ, "PATH": "/usr/bin:/bin"})  # a fresh shell's PATH
+
+    result = subprocess.run(["airflow", "version"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import airflow
+
+    assert result.stdout.strip().splitlines()[-1] == airflow.__version__
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
