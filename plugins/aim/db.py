@@ -57,8 +57,8 @@ def engine(url: str | URL) -> sa.Engine:
 def url_from_airflow_connection(conn: Any) -> URL:
     """SQLAlchemy URL for an Airflow connection (Task SDK `Connection`): type, host, login, schema.
 
-    A Unix-socket directory, given as the host or (libpq's URI form, `postgresql://user@/db?host=/dir`)
-    as the extra `host`, becomes the `?host=` query parameter. The password travels inside the URL
+    A Unix-socket directory, given as the host or (libpq's URI form, `postgresql://user@/db?host=/dir&port=N`)
+    as the extras `host` and `port`, becomes the `?host=` query parameter. The password travels inside the URL
     object only; render it with `hide_password=True`.
     """
     conn_type = (conn.conn_type or "").lower()
@@ -67,7 +67,9 @@ def url_from_airflow_connection(conn: Any) -> URL:
             f"connection {conn.conn_id!r} has type {conn_type!r}; supported SQL types: {sorted(_DRIVERS)}"
         )
     query = {}
-    host = conn.host or (getattr(conn, "extra_dejson", None) or {}).get("host") or None
+    extra = getattr(conn, "extra_dejson", None) or {}  # libpq's URI query (?host=/dir&port=N) lands here
+    host = conn.host or extra.get("host") or None
+    port = conn.port or (int(extra["port"]) if str(extra.get("port", "")).isdigit() else None)
     if host and host.startswith("/"):  # a Unix-socket directory
         query["host"], host = host, None
     return URL.create(
@@ -75,7 +77,7 @@ def url_from_airflow_connection(conn: Any) -> URL:
         username=conn.login or None,
         password=conn.password or None,
         host=host,
-        port=conn.port or None,
+        port=port,
         database=conn.schema or None,
         query=query,
     )
