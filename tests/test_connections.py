@@ -120,9 +120,8 @@ def test_sql_unix_socket_host_becomes_a_host_query_parameter():
         "sql: the socket directory survives rendering the URL")
 
 
-def test_sql_unix_socket_connection_reaches_the_server(database):
-    """The `?host=` URL really connects through the socket, when the test server has one."""
-    server = make_url(database)
+def _socket_of(database: str) -> tuple[str, int]:
+    """The test server's Unix-socket directory this process can reach, and its port (skips when none)."""
     with psycopg2.connect(libpq_dsn(database)) as admin, admin.cursor() as cur:
         cur.execute("SHOW unix_socket_directories")
         directories = [d.strip() for d in cur.fetchone()[0].split(",") if d.strip().startswith("/")]
@@ -132,16 +131,27 @@ def test_sql_unix_socket_connection_reaches_the_server(database):
     usable = [d for d in directories if (Path(d) / f".s.PGSQL.{port}").exists()]
     if not usable:
         pytest.skip("the test PostgreSQL server has no Unix socket this process can reach")
-    conn = Connection(conn_id="mpd_rms", conn_type="postgres", host=usable[0], port=port,
-                      login=server.username, schema=server.database)
+    return usable[0], port
 
-    engine = sa.create_engine(source_access(sql_source(), conn), poolclass=sa.pool.NullPool)
+
+def _database_and_whether_over_a_socket(url) -> tuple:
+    """(current database, True when the connection came over a Unix socket) for a connection to `url`."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
-            row = connection.execute(sa.text(
-                "SELECT current_database(), inet_server_addr() IS NULL")).one()
+            return tuple(connection.execute(sa.text("SELECT current_database(), inet_server_addr() IS NULL")).one())
     finally:
         engine.dispose()
+
+
+def test_sql_unix_socket_connection_reaches_the_server(database):
+    """The `?host=` URL really connects through the socket, when the test server has one."""
+    server = make_url(database)
+    directory, port = _socket_of(database)
+    conn = Connection(conn_id="mpd_rms", conn_type="postgres", host=directory, port=port,
+                      login=server.username, schema=server.database)
+
+    row = _database_and_whether_over_a_socket(source_access(sql_source(), conn))
     assert row == (server.database, True), "sql: a socket-directory host connects over the Unix socket"
 
 
@@ -152,31 +162,17 @@ def test_a_socket_folder_warehouse_gives_the_demo_police_system_a_url_on_the_sam
     from aim_demo.local import rms_url
 
     server = make_url(database)
-    with psycopg2.connect(libpq_dsn(database)) as admin, admin.cursor() as cur:
-        cur.execute("SHOW unix_socket_directories")
-        directories = [d.strip() for d in cur.fetchone()[0].split(",") if d.strip().startswith("/")]
-        cur.execute("SHOW port")
-        port = int(cur.fetchone()[0])
-    admin.close()
-    usable = [d for d in directories if (Path(d) / f".s.PGSQL.{port}").exists()]
-    if not usable:
-        pytest.skip("the test PostgreSQL server has no Unix socket this process can reach")
+    directory, port = _socket_of(database)
     warehouse = server._replace(host=None, port=None, database="aim").update_query_dict(
-        {"host": usable[0], "port": str(port)}).render_as_string(hide_password=False)
+        {"host": directory, "port": str(port)}).render_as_string(hide_password=False)
     # the police database of the demo is server.database here: the one the test owns
     police = rms_url(warehouse).replace("/mpd_rms?", f"/{server.database}?")
     conn = Connection.from_uri(police, conn_id="mpd_rms")
-    assert not conn.host and conn.extra_dejson["host"] == usable[0]  # libpq's URI form: the folder is an extra
+    assert not conn.host and conn.extra_dejson["host"] == directory  # libpq's URI form: the folder is an extra
 
     url = source_access(sql_source(), conn)
-    assert dict(url.query).get("host") == usable[0] and url.host is None
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(sa.text("SELECT current_database(), inet_server_addr() IS NULL")).one()
-    finally:
-        engine.dispose()
-    assert row == (server.database, True)
+    assert dict(url.query).get("host") == directory and url.host is None
+    assert _database_and_whether_over_a_socket(url) == (server.database, True)
 
 
 def test_sql_wrong_connection_type_names_the_connection_and_hides_the_password():
