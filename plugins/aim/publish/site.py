@@ -287,6 +287,13 @@ def _measure_model(measure: dict) -> dict:
     }
 
 
+def _details_table(css: str, summary: str, caption: str, headers: tuple[str, ...], rows: str) -> str:
+    """A table closed in a `<details>` element: `caption` is escaped HTML, `rows` the body's rows."""
+    head = "".join(f'<th scope="col">{h}</th>' for h in headers)
+    return (f'<details class="{css}"><summary>{summary}</summary><div class="table-scroll"><table>'
+            f'<caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details>')
+
+
 def _status_badge(status: tuple[str, str, str, str], tag: str = "span") -> str:
     key, label, css, symbol = status
     return (f'<{tag} class="status status-{css}" data-status="{_e(key)}">'
@@ -506,33 +513,26 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
             f'<tr><th scope="row"><time datetime="{_e(p["period"])}">{_e(format_period(p["period"]))}</time></th>'
             f'<td>{_table_value(p)}</td><td>{_table_target(p["target_text"])}</td><td>{_status_cell(p)}</td></tr>'
             for p in reversed(model["trend"]))
-        parts.append(
-            f'<details class="monthly"><summary>Monthly values ({len(model["trend"])} months)</summary>'
-            f'<div class="table-scroll"><table><caption>{_e(name)}: monthly values, newest first</caption>'
-            '<thead><tr><th scope="col">Month</th><th scope="col">Value</th><th scope="col">Target</th>'
-            f'<th scope="col">Status</th></tr></thead><tbody>{rows}</tbody></table></div></details>')
+        parts.append(_details_table("monthly", f'Monthly values ({len(model["trend"])} months)',
+                                    f"{_e(name)}: monthly values, newest first",
+                                    ("Month", "Value", "Target", "Status"), rows))
     if model["rollups"]:
         rows = "".join(
             f'<tr><th scope="row">{_e(r["period"])}</th><td>{_table_value(r)}</td>'
             f'<td>{_table_target(r["target_text"])}</td><td>{_status_cell(r)}</td></tr>'
             for r in model["rollups"])
-        parts.append(
-            '<details class="rollups"><summary>Fiscal quarters and years</summary>'
-            f'<div class="table-scroll"><table><caption>{_e(name)}: this fiscal year by quarter, and the '
-            'fiscal years, citywide</caption><thead><tr><th scope="col">Period</th><th scope="col">Value</th>'
-            '<th scope="col">Target</th><th scope="col">Status</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></div></details>')
+        parts.append(_details_table("rollups", "Fiscal quarters and years",
+                                    f"{_e(name)}: this fiscal year by quarter, and the fiscal years, citywide",
+                                    ("Period", "Value", "Target", "Status"), rows))
     if model["districts"]:
         rows = "".join(
             f'<tr><th scope="row">{_e(d["district"])}</th><td>{_table_value_text(d["value_text"])}</td>'
             f'<td>{_status_badge(_status(d["status"]))}</td></tr>'
             for d in model["districts"])
         when = f", {format_period(period)}" if period else ""
-        parts.append(
-            f'<details class="districts"><summary>By aldermanic district ({len(model["districts"])})</summary>'
-            f'<div class="table-scroll"><table><caption>{_e(name)} by aldermanic district{_e(when)}</caption>'
-            '<thead><tr><th scope="col">District</th><th scope="col">Value</th><th scope="col">Status</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></div></details>')
+        parts.append(_details_table("districts", f'By aldermanic district ({len(model["districts"])})',
+                                    f"{_e(name)} by aldermanic district{_e(when)}", ("District", "Value", "Status"),
+                                    rows))
     else:
         parts.append('<p class="citywide-only">Reported citywide only.</p>')
     parts.append("</article>")
