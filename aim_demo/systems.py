@@ -8,6 +8,7 @@
 | dns_code_enforcement_orders | DNS weekly workbooks        | folder <landing>/dns/orders                 |
 | mhd_lead_tests              | health lab monthly CSVs     | S3 bucket mhd-lab-landing, prefix lead/     |
 | bmo_aim_registry            | budget office workbook      | folder <landing>/budget                     |
+| bmo_measure_commentary      | budget office workbook      | folder <landing>/budget                     |
 
 `demo_systems()` yields the `AIRFLOW_CONN_*` variables that point each source's connection at
 its demo system. Nothing in here is production code.
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from aim_demo import aim_registry, code_enforcement, fire_dispatch, lead_testing, mpd_rms
+from aim_demo import aim_commentary, aim_registry, code_enforcement, fire_dispatch, lead_testing, mpd_rms
 from aim_demo.call_center import CallCenterServer
 from aim_demo.drops import upload_folder
 from aim_demo.s3_server import start_s3_server
@@ -77,6 +78,7 @@ def demo_systems(state_dir: Path, rms_url: str, now: datetime, *, police_new: in
 
     code_enforcement.write_drops(landing / "dns" / "orders", now)
     aim_registry.write_drops(landing / "budget", now)
+    aim_commentary.write_drops(landing / "budget", now)
     fire_dispatch.write_drops(drops / "mfd-cad", now)
     lead_testing.write_drops(drops / "mhd-lab", now)
 

@@ -966,8 +966,10 @@ def test_dag_file_imports_and_the_dag_is_scheduled_on_the_sources_assets(stub_me
     condition = dag.timetable.asset_condition
     assert isinstance(condition, AssetAny)  # any one source with new data triggers a run
     assert {asset.uri for asset in condition.objects} == {
-        f"aim://warehouse/core/{s}" for s in ("bmo_aim_registry", "mhd_lead_tests", "mpd_crime_incidents")}
-    assert measure_sources(stub_measures) == ["bmo_aim_registry", "mhd_lead_tests", "mpd_crime_incidents"]
+        f"aim://warehouse/core/{s}"
+        for s in ("bmo_aim_registry", "bmo_measure_commentary", "mhd_lead_tests", "mpd_crime_incidents")}
+    assert measure_sources(stub_measures) == [
+        "bmo_aim_registry", "bmo_measure_commentary", "mhd_lead_tests", "mpd_crime_incidents"]
     assert set(dag.tags) >= {"aim", "measures"}
     assert dag.owner == "bmo-aim"
     assert dag.max_active_runs == 1
@@ -1115,7 +1117,8 @@ def test_shipped_measure_files_follow_the_contract():
             if read.date_columns:
                 assert read.schema == "core" and read.table in configured, (measure.code, read.name)
     assert set(measure_sources(ROOT / "sql" / "measures")) == {
-        read.table for f in files.values() for read in f.reads if read.date_columns} | {"bmo_aim_registry"}
+        read.table for f in files.values() for read in f.reads if read.date_columns} | {"bmo_aim_registry",
+                                                                                       "bmo_measure_commentary"}
 
 
 def test_shipped_measure_files_run_through_recompute(filled, monkeypatch):

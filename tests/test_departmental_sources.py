@@ -20,7 +20,7 @@ from aim_demo import call_center
 from aim_demo.databases import libpq_dsn, query
 from aim_demo.systems import demo_systems
 
-NEW_SOURCES = ["bmo_aim_registry", "dns_code_enforcement_orders", "dpw_service_requests",
+NEW_SOURCES = ["bmo_aim_registry", "bmo_measure_commentary", "dns_code_enforcement_orders", "dpw_service_requests",
                "mfd_dispatch_incidents", "mhd_lead_tests"]
 
 
@@ -87,6 +87,7 @@ def _expected_counts(state, now) -> dict[str, int]:
         sheet = openpyxl.load_workbook(path, read_only=True)["Orders"]
         dns += sum(1 for row in sheet.iter_rows(min_row=4, values_only=True) if any(v is not None for v in row))
     registry = openpyxl.load_workbook(state / "landing" / "budget" / "aim_registry.xlsx", read_only=True)["Registry"]
+    commentary = openpyxl.load_workbook(state / "landing" / "budget" / "aim_commentary.xlsx", read_only=True)["Commentary"]
     return {
         "mfd_dispatch_incidents": sum(len(_csv_rows(p)) for p in (drops / "mfd-cad").glob("*.csv")),
         "mhd_lead_tests": sum(len(_csv_rows(p, "cp1252")) for p in (drops / "mhd-lab").glob("*.csv")),
@@ -95,6 +96,7 @@ def _expected_counts(state, now) -> dict[str, int]:
         "bmo_aim_registry": sum(
             1 for row in registry.iter_rows(min_row=5, values_only=True) if any(v is not None for v in row)
         ),
+        "bmo_measure_commentary": sum(1 for row in commentary.iter_rows(min_row=2, values_only=True) if any(row)),
     }
 
 

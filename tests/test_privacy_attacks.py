@@ -326,11 +326,21 @@ def test_complementary_suppression_leaves_no_group_with_one_hidden_cell(city, tm
 
 # ---- free text, times -------------------------------------------------------------------------
 
+# In the data sets built by a query (not a source's rows), the names the city gives its own things
+# read like prose too: the registry's priorities and measure names, the inventory's titles.
+CITY_NAMES = {"priority", "department", "measure", "title", "steward"}
+
+
 def test_no_free_text_column_is_published_without_a_review(city):
-    for dataset in (d for d in inventory() if d.released and d.source):
-        reviewed = {c.name for c in load_source(dataset.source).columns if c.reviewed}
-        prose = set(free_text_columns(latest(city, dataset.id))) - reviewed
-        assert not prose, (dataset.id, prose)
+    prose_seen = set()
+    for dataset in (d for d in inventory() if d.released):
+        columns = load_source(dataset.source).columns if dataset.source else dataset.columns
+        reviewed = {c.name for c in columns if c.reviewed}
+        prose = set(free_text_columns(latest(city, dataset.id))) - (set() if dataset.source else CITY_NAMES)
+        assert not prose - reviewed, (dataset.id, prose - reviewed)
+        prose_seen |= {(dataset.id, c) for c in prose}
+    # the attack does see the reviewed prose: the departments' commentary in the measure values
+    assert ("aim-measure-values", "commentary_reason") in prose_seen, prose_seen
 
 
 def test_the_free_text_attack_finds_lab_notes_classed_public(city, tmp_path):

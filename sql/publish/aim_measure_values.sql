@@ -2,18 +2,19 @@
 -- year and by geography, with its target, status and completeness, one flat table. A period
 -- without source data is a row with no value and status "no data" (never a 0); a provisional
 -- period (covered in part, or still within its sources' reporting lag) has a value and status
--- "provisional" (no call against the target until it is complete). Stable order, so unchanged
--- values export byte-identical files.
-SELECT priority,
-       department,
-       measure_code,
-       measure_name AS measure,
+-- "provisional" (no call against the target until it is complete). A citywide month carries the
+-- owning department's note on it, when there is one (marts.measure_commentary). Stable order, so
+-- unchanged values export byte-identical files.
+SELECT h.priority,
+       h.department,
+       h.measure_code,
+       h.measure_name AS measure,
        unit,
        direction,
        period_type,
-       period_start,
+       h.period_start,
        period_end,
-       period_label,
+       h.period_label,
        geography_type,
        geography_code,
        value,
@@ -22,6 +23,13 @@ SELECT priority,
        completeness,
        days_covered,
        days_in_period,
-       data_as_of AS as_of
-FROM marts.measure_history
-ORDER BY measure_code, period_type, period_start, geography_type, geography_code
+       data_as_of AS as_of,
+       c.reason AS commentary_reason,
+       c.action AS commentary_action,
+       c.outlook AS commentary_outlook,
+       c.updated_at AS commentary_updated_at
+FROM marts.measure_history h
+LEFT JOIN marts.measure_commentary c
+       ON c.measure_code = h.measure_code AND c.period_start = h.period_start
+      AND h.period_type = 'month' AND h.geography_type = 'citywide'
+ORDER BY h.measure_code, period_type, h.period_start, geography_type, geography_code

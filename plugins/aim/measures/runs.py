@@ -24,6 +24,7 @@ from psycopg2.extras import Json
 
 from aim import db, settings
 from aim.measures import calendar, compute, coverage, plan
+from aim.measures.commentary import COMMENTARY_SOURCE, sync_commentary
 from aim.measures.files import measure_files, select_files, source_tables
 from aim.measures.registry import sync_registry
 from aim.migrations import migrate
@@ -66,15 +67,16 @@ def request_from_params(params: Mapping[str, Any]) -> RunRequest:
 
 
 def measure_sources(folder: Path | None = None) -> list[str]:
-    """The ingest sources whose new data should trigger the DAG: the registry, and every
-    `core.<source>` a measure file reads for which a source configuration exists."""
+    """The ingest sources whose new data should trigger the DAG: the registry, the departments'
+    commentary (when configured), and every `core.<source>` a measure file reads for which a
+    source configuration exists."""
     configured = {path.stem for path in source_config_paths(settings.sources_dir())}  # a file is named after its source
     read = {
         name.split(".", 1)[1]
         for name in source_tables(measure_files(folder).values())
         if name.startswith("core.")
     }
-    return sorted((read & configured) | {REGISTRY_SOURCE})
+    return sorted(((read | {COMMENTARY_SOURCE}) & configured) | {REGISTRY_SOURCE})
 
 
 # --------------------------------------------------------------------------- the tasks' steps
@@ -82,7 +84,8 @@ def measure_sources(folder: Path | None = None) -> list[str]:
 
 def start_and_sync(*, run_id: str, dag_id: str, params: Mapping[str, Any]) -> dict[str, int]:
     """Check the params, bring the warehouse schema up to date, open the run in `ops.measure_run`
-    and sync the registry into measures and targets (one transaction). Returns the sync's counts."""
+    and sync the registry into measures and targets and the departments' commentary into versioned
+    notes (one transaction). Returns the sync's counts."""
     request = request_from_params(params)
     url = settings.warehouse_url()
     migrate(url)
@@ -99,7 +102,7 @@ def start_and_sync(*, run_id: str, dag_id: str, params: Mapping[str, Any]) -> di
             """,
             (run_id, dag_id, request.mode, request.start_month, request.end_month),
         )
-        counts = sync_registry(cur, run_id)
+        counts = {**sync_registry(cur, run_id), **sync_commentary(cur, run_id)}
         cur.execute("UPDATE ops.measure_run SET registry = %s WHERE run_id = %s", (Json(counts), run_id))
     return counts
 

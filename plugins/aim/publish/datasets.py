@@ -49,6 +49,8 @@ class QueryColumn(_Strict):
     name: str
     type: str = "text"
     description: str = ""
+    reviewed: str | None = Field(None, min_length=10, description="a free-text column published: who reviewed "
+                                 "it, when, and why it is safe (as a source column's `reviewed:`)")
 
     _type = field_validator("type")(column_type)
 

@@ -3,7 +3,8 @@
 What residents see is what analysts query: `marts.measure_definitions` (every current measure),
 `marts.scorecard` (latest complete month, else the latest provisional one: value, target,
 status), `marts.measure_history` (the monthly trend, with provisional and no-data months, and the
-fiscal quarters and years) and the district rows of `marts.scorecard`. Each measure also links to
+fiscal quarters and years), the district rows of `marts.scorecard` and the departments' notes
+(`marts.measure_commentary`). Each measure also links to
 its definition, the SQL file `core.aim_measure_file` says computed it (published with the site,
 byte for byte, under `site/definitions/`), and to the released data sets of the sources it reads.
 """
@@ -74,7 +75,7 @@ def _definition(code: str, recorded: tuple | None) -> tuple[dict | None, list[st
 def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
     """The site's data: the four priorities, each measure's latest citywide value against its target
     (or why there is none), its monthly trend, its fiscal quarters and years, its district
-    breakdown, its definition file and source data sets, the data's as-of time, and links to the
+    breakdown, its department's notes (newest month first), its definition file and source data sets, the data's as-of time, and links to the
     data sets."""
     fiscal_year = fiscal_year_of(clock.local_today(), settings.fiscal_year_start_month())[0]
     with db.transaction(url) as conn, conn.cursor() as cur:
@@ -124,6 +125,17 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
             districts.setdefault(code, []).append({"district": district, "value": _number(value), "status": status})
         cur.execute("SELECT measure_code, file_name, sha256, sources FROM core.aim_measure_file")
         files = {code: tuple(rest) for code, *rest in cur.fetchall()}
+        # the departments' notes, newest month first
+        cur.execute("""
+            SELECT measure_code, period_label, department, reason, action, outlook, version, updated_at,
+                   first_published_at
+            FROM marts.measure_commentary ORDER BY measure_code, period_start DESC""")
+        commentary: dict[str, list] = {}
+        for code, period, department, reason, action, outlook, version, updated, first in cur.fetchall():
+            commentary.setdefault(code, []).append({
+                "period": period, "period_label": period, "department": department, "reason": reason,
+                "action": action, "outlook": outlook, "version": version, "updated": _iso(updated),
+                "first_published": _iso(first)})
 
     released = [d for d in datasets if d.released]
     priorities: dict[str, list] = {}
@@ -143,6 +155,7 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
             "code": code, "name": name, "department": department, "unit": unit, "direction": direction,
             "definition": definition or "", "latest": shown, "trend": trend, "rollups": rollups.get(code, []),
             "districts": districts.get(code, []), "definition_file": definition_file,
+            "commentary": commentary.get(code, []),
             "sources": [{"source": source,
                          "datasets": [{"id": d.id, "title": d.title, "href": f"../latest/{d.id}/{d.id}.csv"}
                                       for d in released if d.source == source]}
