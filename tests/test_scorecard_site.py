@@ -13,13 +13,12 @@ without them, since CI installs both:
     .venv/bin/pip install playwright==1.65.2
 (never `playwright install`: Playwright drives /usr/bin/chromium.)
 
-AIM_UPDATE_SCREENSHOT=1 also saves a full-page screenshot to docs/scorecard.png.
+The docs' screenshots come from the demo's published site: `make screenshots` (aim_demo/screenshots.py).
 """
 from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from html import unescape
 from html.parser import HTMLParser
@@ -38,7 +37,6 @@ INSTALL_HINT = ("the browser tests need Debian's Chromium and Playwright: "
                 "`apt-get update && apt-get install -y chromium` and "
                 "`.venv/bin/pip install playwright==1.65.2` (do not run `playwright install`; "
                 "the tests use /usr/bin/chromium)")
-SCREENSHOT = ROOT / "docs" / "scorecard.png"
 AS_OF = "2026-11-26T14:00:00-06:00"
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +125,49 @@ SOURCES = {"SAF": [("mpd_crime_incidents", ["mpd-crime-incidents"])],
 SOURCES_OF = {code: SOURCES[code[:3]] for code in MEASURES}
 SOURCES_OF["SAF-03"] = SOURCES_OF["SAF-04"] = [("mfd_dispatch_incidents", ["mfd-dispatch"]),
                                                ("mfd_ems_patient_care_reports", [])]
+
+
+def _note(period: str, department: str, reason: str | None, action: str | None, outlook: str | None,
+          updated: str, first: str | None = None, version: int = 1) -> dict:
+    return {"period": period, "period_label": period, "reason": reason, "action": action, "outlook": outlook,
+            "department": department, "updated": updated, "first_published": first or updated, "version": version}
+
+
+# The departments' notes, newest period first (as the platform gives them): the off-track measures
+# explain themselves; ECO-01's note on its card's month was edited, and it has two earlier ones;
+# SAF-02's only note is on a month before its card's (it is shown, labelled with its month);
+# PHY-04's note has only a reason. The other measures have none.
+COMMENTARY = {
+    "ECO-01": [
+        _note("2026-10", "Neighborhood Services",
+              "Two inspectors were on leave and 310 orders fell due in the month, 40% more than usual after the "
+              "spring sweep of the 53206 ZIP code.",
+              "Re-inspections are booked within 5 days of the due date; two temporary inspectors start in November.",
+              "Compliance should be back to the 47.5% target by January 2027.",
+              "2026-11-12T16:20:00-06:00", "2026-11-05T09:00:00-06:00", 2),
+        _note("2026-09", "Neighborhood Services", "Owners of vacant properties were not reached by mail.",
+              "Orders are now also posted on the property.", None, "2026-10-08T10:00:00-05:00"),
+        _note("2026-08", "Neighborhood Services", "Summer backlog of re-inspections.", None,
+              "Expected to recover in the fall.", "2026-09-09T11:30:00-05:00"),
+    ],
+    "CHI-02": [
+        _note("2026-10", "Health",
+              "More children from older housing were tested after the outreach campaign, so more elevated "
+              "levels were found: more testing, not more poisoning.",
+              "Every child with an elevated level gets a home visit within 2 weeks.",
+              "The share should fall back under 6% once the campaign's catch-up testing ends, in spring 2027.",
+              "2026-11-06T13:00:00-06:00"),
+    ],
+    "SAF-02": [
+        _note("2026-09", "Police", "A rise in robberies downtown during the festival season.",
+              "Extra foot patrols downtown on weekends.", "We expect the rate back within target by the end of "
+              "the year.", "2026-10-15T08:45:00-05:00"),
+    ],
+    "PHY-04": [
+        _note("2026-10", "Public Works", "The street light work order system was replaced; its export is not "
+              "connected yet.", "", None, "2026-11-02T12:00:00-06:00"),
+    ],
+}
 
 
 def definition_text(code: str, definition: str) -> str:
@@ -236,6 +277,7 @@ def scorecard_data() -> dict:
                                 "text": definition_text(code, definition), "computed_with": code != "SAF-03"},
             "sources": [{"source": source, "datasets": [d for d in DATASETS if d["id"] in ids]}
                         for source, ids in SOURCES_OF[code]],
+            "commentary": copy.deepcopy(COMMENTARY.get(code, [])),
         })
     return {
         "title": "City of Milwaukee - AIM Scorecard",
@@ -461,6 +503,8 @@ def evil_data(data: dict) -> dict:
     evil["priorities"][0]["name"] = "<h1>Safety</h1>"
     evil["datasets"][0]["title"] = "<script>window.__pwned = 4</script>"
     evil["title"] = "AIM </title><script>window.__pwned = 5</script>"
+    first["commentary"] = [_note("2026-10", "<i>Police</i>", EVIL, "</dd></dl></div><script>window.__pwned = 6</script>",
+                                 '<a href="javascript:window.__pwned=7">click</a>', "2026-11-03T09:00:00-06:00")]
     return evil
 
 
@@ -654,6 +698,109 @@ def test_bad_definition_files_are_refused(data, tmp_path):
         render_site(twice, tmp_path / "twice")
 
 
+def _commentary(article: str) -> str:
+    found = re.search(r'<div class="commentary">.*?</dl></div>(?:<details.*?</details>)?</div>', article, re.DOTALL)
+    return found.group(0) if found else ""
+
+
+def _notes(fragment: str) -> dict[str, dict]:
+    """The notes of a commentary block by element id: heading, updated line, parts, in order."""
+    notes = {}
+    for note_id, body in re.findall(r'<div class="commentary-note" id="([^"]*)">(.*?)</dl></div>', fragment, re.DOTALL):
+        updated = re.search(r'<p class="commentary-updated">(.*?)</p>', body, re.DOTALL)
+        notes[note_id] = {
+            "heading": _words(re.search(r"<h4[^>]*>(.*?)</h4>", body, re.DOTALL).group(1)),
+            "updated": _words(updated.group(1)) if updated else None,
+            "parts": [(_words(dt), _words(dd)) for dt, dd in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", body, re.DOTALL)],
+        }
+    return notes
+
+
+def test_commentary_shows_in_its_card_for_the_cards_month(data, site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    article = _article(html, "ECO-01")
+    block = _commentary(article)
+    assert block, "ECO-01 has a department note"
+    # beside the measure and its period: after the figures, before the chart
+    assert article.index('class="figures"') < article.index('class="commentary"') < article.index('class="trend"')
+    shown = block.split("<details", 1)[0]
+    assert _notes(shown) == {"m-eco-01-note-2026-10": {
+        "heading": "From the Neighborhood Services Department, October 2026",
+        "updated": "Updated November 12, 2026 (edited; first published November 5, 2026)",
+        "parts": [("Why it moved", COMMENTARY["ECO-01"][0]["reason"]),
+                  ("What we are doing", COMMENTARY["ECO-01"][0]["action"]),
+                  ("When to expect change", COMMENTARY["ECO-01"][0]["outlook"])]}}
+    assert '<time datetime="2026-11-12T16:20:00-06:00">' in shown, "the update is machine-readable too"
+    chi = _notes(_commentary(_article(html, "CHI-02")))
+    assert list(chi) == ["m-chi-02-note-2026-10"]
+    assert chi["m-chi-02-note-2026-10"]["heading"] == "From the Health Department, October 2026"
+    assert chi["m-chi-02-note-2026-10"]["updated"] == "Updated November 6, 2026", "version 1: not edited"
+
+
+def test_commentary_without_a_note_for_the_cards_month_shows_the_newest_with_its_month(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    notes = _notes(_commentary(_article(html, "SAF-02")))
+    assert list(notes) == ["m-saf-02-note-2026-09"]
+    assert notes["m-saf-02-note-2026-09"]["heading"] == "From the Police Department, September 2026"
+    assert '<details class="commentary-earlier"' not in _article(html, "SAF-02")
+
+
+def test_empty_commentary_parts_are_skipped(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    notes = _notes(_commentary(_article(html, "PHY-04")))
+    assert [label for label, _ in notes["m-phy-04-note-2026-10"]["parts"]] == ["Why it moved"]
+
+
+def test_earlier_commentary_is_closed_and_newest_first(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    article = _article(html, "ECO-01")
+    earlier = re.search(r"<details class=\"commentary-earlier\">(.*?)</details>", article, re.DOTALL)
+    assert earlier, "the earlier notes sit in a <details> element without `open`"
+    assert _words(re.search(r"<summary>(.*?)</summary>", earlier.group(1)).group(1)) == "Earlier commentary (2)"
+    notes = _notes(earlier.group(1))
+    assert list(notes) == ["m-eco-01-note-2026-09", "m-eco-01-note-2026-08"]
+    assert notes["m-eco-01-note-2026-08"]["heading"] == "From the Neighborhood Services Department, August 2026"
+    assert [label for label, _ in notes["m-eco-01-note-2026-08"]["parts"]] == ["Why it moved", "When to expect change"]
+    # the monthly table marks each month with a note, linking to it
+    rows = {re.search(r'datetime="([^"]*)"', r[0]).group(1): r[0] for r in _rows(article, "monthly")}
+    for month in ("2026-10", "2026-09", "2026-08"):
+        assert f'href="#m-eco-01-note-{month}"' in rows[month] and "commentary on" in _words(rows[month])
+    assert not any("note-link" in cell for month, cell in rows.items() if month not in ("2026-10", "2026-09", "2026-08"))
+
+
+def test_no_commentary_renders_nothing(data, site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    for measure in measures_of(data):
+        article = _article(html, measure["code"])
+        if measure["code"] in COMMENTARY:
+            continue
+        assert "commentary" not in article and "note-link" not in article, measure["code"]
+    bare = copy.deepcopy(data)
+    for measure in measures_of(bare):
+        del measure["commentary"]  # data without the key at all
+    blank = copy.deepcopy(data)
+    for measure in measures_of(blank):  # notes whose every part is empty show nothing either
+        measure["commentary"] = [{**note, "reason": None, "action": "", "outlook": "  "}
+                                 for note in measure["commentary"]]
+    for variant in (bare, blank):
+        assert 'class="commentary' not in render_html(variant) and "note-link" not in render_html(variant)
+
+
+def test_hostile_commentary_is_escaped(data):
+    html = render_html(evil_data(data))
+    article = _article(html, "SAF-01")
+    parsed = Page(article)
+    assert not any(t in ("img", "i", "script") for t, _ in parsed.tags)
+    assert not any(t == "a" and "javascript" in (a.get("href") or "") for t, a in parsed.tags)
+    notes = _notes(_commentary(article))
+    note = notes["m-saf-01-note-2026-10"]
+    assert note["heading"] == "From the <i>Police</i> Department, October 2026"
+    assert note["parts"] == [("Why it moved", EVIL),
+                             ("What we are doing", "</dd></dl></div><script>window.__pwned = 6</script>"),
+                             ("When to expect change", '<a href="javascript:window.__pwned=7">click</a>')]
+    assert "&lt;/dd&gt;&lt;/dl&gt;&lt;/div&gt;&lt;script&gt;" in article
+
+
 def test_legend_explains_provisional_no_data_and_the_rule(page):
     legend = page.text("main")
     assert "Provisional: the period's data is not complete yet" in legend
@@ -757,9 +904,6 @@ def test_page_in_browser(chromium, site, data):
         assert all(url.startswith("file://") for url in watched.requests), watched.requests
         assert len(watched.requests) == 3 and not watched.failed, (watched.requests, watched.failed)
         assert watched.errors == []
-        if os.environ.get("AIM_UPDATE_SCREENSHOT") == "1":
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
     finally:
         context.close()
 

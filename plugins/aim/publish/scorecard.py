@@ -172,11 +172,14 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
 
 
 def publish_site(url: str, target: ExportTarget, datasets: list[DatasetConfig]) -> list[str]:
-    """Render the scorecard (with its measures' definition files) and publish the files that changed
-    under `site/`; returns their paths."""
+    """Render the scorecard (with its measures' definition files) and the open data page (data.html)
+    and publish the files that changed under `site/`; returns their paths."""
+    from aim.publish.open_data_page import open_data_page_data
+
     written = []
+    page = {**scorecard_data(url, datasets), "catalog": open_data_page_data(url, datasets, target.read_bytes)}
     with tempfile.TemporaryDirectory(prefix="aim-site-") as tmp:
-        for path in render_site(scorecard_data(url, datasets), Path(tmp)):
+        for path in render_site(page, Path(tmp)):
             relpath = f"site/{path.relative_to(tmp).as_posix()}"
             if target.publish_if_changed(path, relpath, _MEDIA.get(path.suffix, "application/octet-stream")):
                 written.append(relpath)

@@ -1,13 +1,16 @@
 """The public AIM scorecard as a static site: index.html, two assets and the measures' definition
 files, relative links only.
 
-    render_site(data, out_dir) -> [out_dir/index.html, out_dir/assets/style.css, out_dir/assets/charts.js,
-                                   out_dir/definitions/<file>.sql ...]
+    render_site(data, out_dir) -> [out_dir/index.html, (out_dir/data.html,) out_dir/assets/style.css,
+                                   out_dir/assets/charts.js, out_dir/definitions/<file>.sql ...]
 
 `data` is what the platform builds from the warehouse's marts views (see docs/scorecard-site.md):
 a title, `as_of`, the four strategic priorities with their measures (latest value, target, status
 and completeness, up to 24 months of trend, fiscal quarters and years, values by aldermanic
-district, the definition file and the source data sets) and the open data sets to link to.
+district, the definition file, the source data sets and the departments' commentary) and the open
+data sets to link to. With data["catalog"] (aim.publish.open_data_page), the site also has the open
+data page, data.html; both pages share one page shell (`page_shell`) and a site navigation, and the
+measures' source data link to their data set's entry on data.html.
 
 The page works without a server and without the network: opened from a folder (file://) or from
 an S3 bucket or prefix. Everything a reader needs is server-rendered HTML: every measure's name,
@@ -76,6 +79,16 @@ PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 SEPARATOR = ' <span aria-hidden="true">&middot;</span> '
 SPARK_W, SPARK_H, SPARK_PAD = 160.0, 40.0, 3.0
+
+# The pages of the site, as the site navigation lists them: (file, label). data.html is written
+# (and listed) only when data["catalog"] is given.
+INDEX_PAGE, DATA_PAGE = ("index.html", "Scorecard"), ("data.html", "Open data")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'")
+EYEBROW = "Accountability in Management (AIM)"
+# A department's note on a measure: (key, label), in the order shown.
+COMMENTARY_PARTS = (("reason", "Why it moved"), ("action", "What we are doing"),
+                    ("outlook", "When to expect change"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +215,74 @@ def relative_href(href: Any) -> str:
     return quote(text, safe="/:?#[]@!$&'()*+,;=%-._~")
 
 
+def dataset_anchor(dataset_id: Any) -> str:
+    """The id of a data set's entry on data.html (`dataset-<id>`)."""
+    return "dataset-" + _slug(str(dataset_id or ""))
+
+
+def measure_anchors(priorities: list[dict]) -> list[tuple[str, str]]:
+    """(code, card id on index.html) of each measure, in page order: the id is `m-<code slug>`
+    (the name's when there is no code), with `-x` added until it is unique."""
+    anchors: list[tuple[str, str]] = []
+    for priority in priorities or []:
+        for measure in priority.get("measures") or []:
+            code = str(measure.get("code") or "")
+            anchor = "m-" + _slug(code or str(measure.get("name") or "Unnamed measure"))
+            while any(anchor == taken for _, taken in anchors):
+                anchor += "-x"
+            anchors.append((code, anchor))
+    return anchors
+
+
+def _as_of_html(as_of: Any) -> str:
+    return (f'<time datetime="{_e(as_of)}">{_e(format_as_of(as_of))}</time>' if as_of
+            else '<span class="missing">unknown</span>')
+
+
+def site_nav(current: str, pages: list[tuple[str, str]]) -> str:
+    """The site navigation (one link per page, the current one marked); '' for a one-page site."""
+    if len(pages) < 2:
+        return ""
+    mark = ' aria-current="page"'
+    items = "".join(f'<li><a href="{_e(href)}"{mark if href == current else ""}>{_e(label)}</a></li>'
+                    for href, label in pages)
+    return f'<nav class="site-nav" aria-label="Site"><ul>{items}</ul></nav>'
+
+
+def page_shell(*, title: str, heading: str, description: str, as_of: Any, current: str,
+               pages: list[tuple[str, str]], skip_text: str, main: str, footer: str,
+               scripts: tuple[str, ...] = (), tail: str = "") -> str:
+    """A whole page of the site: head (charset, viewport, Content-Security-Policy, title, stylesheet,
+    `scripts`), skip link, header (site navigation, h1 `heading`, "Data as of"), `main` and `footer`
+    (HTML, as given) and `tail` (HTML before </body>). Text arguments are escaped."""
+    head = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>{_e(title)}</title>\n"
+        f'<meta name="description" content="{_e(description)}">\n'
+        f'<link rel="stylesheet" href="{ASSETS_DIR}/style.css">\n'
+        + "".join(f'<script src="{_e(src)}" defer></script>\n' for src in scripts)
+        + "</head>\n"
+    )
+    body = (
+        f'<body>\n<a class="skip-link" href="#main">{_e(skip_text)}</a>\n'
+        '<header class="site-header"><div class="wrap">'
+        f"{site_nav(current, pages)}"
+        f'<p class="eyebrow">{_e(EYEBROW)}</p>'
+        f"<h1>{_e(heading)}</h1>"
+        f'<p class="as-of">Data as of {_as_of_html(as_of)}</p>'
+        "</div></header>\n"
+        f'<main id="main" class="wrap" tabindex="-1">\n{main}</main>\n'  # the skip link moves focus here
+        f'<footer class="site-footer"><div class="wrap">{footer}</div></footer>\n'
+        f"{tail}"
+        "</body>\n</html>\n"
+    )
+    return head + body
+
+
 # ---------------------------------------------------------------------------------------------
 # Page parts
 # ---------------------------------------------------------------------------------------------
@@ -249,8 +330,29 @@ def _definition_file(measure: dict) -> dict | None:
             "computed_with": found.get("computed_with")}
 
 
-def _measure_model(measure: dict) -> dict:
-    """The measure with its values checked and formatted once, for the HTML and the embedded JSON."""
+def _commentary(measure: dict, period: str | None) -> tuple[dict | None, list[dict]]:
+    """The department's notes on a measure: (the note shown in the card: the one for the card's
+    period, else the newest; the others, newest period first). A note without text is left out."""
+    notes = []
+    for note in measure.get("commentary") or []:
+        parts = [(label, str(note.get(key)).strip()) for key, label in COMMENTARY_PARTS
+                 if note.get(key) is not None and str(note.get(key)).strip()]
+        if not parts:
+            continue
+        version = _number(note.get("version"))
+        notes.append({"period": str(note.get("period") or ""),
+                      "label": format_period(note.get("period") or note.get("period_label")),
+                      "department": str(note.get("department") or measure.get("department") or "").strip(),
+                      "updated": note.get("updated"), "first_published": note.get("first_published"),
+                      "edited": version is not None and version > 1, "parts": parts})
+    notes.sort(key=lambda n: n["period"], reverse=True)
+    shown = next((n for n in notes if period and n["period"] == period), notes[0] if notes else None)
+    return shown, [n for n in notes if n is not shown]
+
+
+def _measure_model(measure: dict, datasets_page: dict[str, dict] | None = None) -> dict:
+    """The measure with its values checked and formatted once, for the HTML and the embedded JSON.
+    `datasets_page`: the data sets listed on data.html, by id (None: there is no data.html)."""
     unit = measure.get("unit")
     latest = _checked(measure.get("latest") or {}, unit)
     trend = []
@@ -267,9 +369,15 @@ def _measure_model(measure: dict) -> dict:
                           "status": row.get("status") or ("no value" if v is None else None)})
     sources = []
     for source in measure.get("sources") or []:
-        sets = [{"title": d.get("title") or d.get("id"), "href": relative_href(d.get("href"))}
-                for d in source.get("datasets") or []]
+        sets = []
+        for d in source.get("datasets") or []:
+            listed = None if datasets_page is None else datasets_page.get(str(d.get("id")))
+            sets.append({"title": d.get("title") or d.get("id"), "href": relative_href(d.get("href")),
+                         # its entry on data.html; a data set listed there but not published yet has no file
+                         "page_href": f"{DATA_PAGE[0]}#{dataset_anchor(d.get('id'))}" if listed else None,
+                         "published": not listed or bool(listed.get("downloads"))})
         sources.append({"source": source.get("source"), "datasets": sets})
+    shown, earlier = _commentary(measure, latest["period"])
     return {
         "code": str(measure.get("code") or ""),
         "name": str(measure.get("name") or measure.get("code") or "Unnamed measure"),
@@ -284,13 +392,18 @@ def _measure_model(measure: dict) -> dict:
         "districts": districts,
         "definition_file": _definition_file(measure),
         "sources": sources,
+        "commentary": shown, "earlier_commentary": earlier,
     }
 
 
 def _details_table(css: str, summary: str, caption: str, headers: tuple[str, ...], rows: str) -> str:
-    """A table closed in a `<details>` element: `caption` is escaped HTML, `rows` the body's rows."""
+    """A table closed in a `<details>` element: `caption` is escaped HTML, `rows` the body's rows.
+    The table scrolls sideways in a labelled region that takes keyboard focus (a narrow screen or a
+    zoomed page can be scrolled without a pointer)."""
     head = "".join(f'<th scope="col">{h}</th>' for h in headers)
-    return (f'<details class="{css}"><summary>{summary}</summary><div class="table-scroll"><table>'
+    label = re.sub(r"<[^>]*>", "", caption).replace('"', "&quot;")
+    return (f'<details class="{css}"><summary>{summary}</summary>'
+            f'<div class="table-scroll" role="region" tabindex="0" aria-label="{label}"><table>'
             f'<caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details>')
 
 
@@ -455,6 +568,12 @@ def _provenance_html(model: dict) -> str:
     for source in model["sources"]:
         for dataset in source["datasets"]:
             ext = Path(urlsplit(dataset["href"]).path).suffix.lstrip(".").upper()
+            if dataset["page_href"]:  # its entry on data.html, and the file itself once it is published
+                file_link = (f'<a href="{_e(dataset["href"])}">{_e(ext or "File")}<span class="visually-hidden">: '
+                             f'{_e(dataset["title"])}</span></a>' if dataset["published"] else "not published yet")
+                items.append(f'<li><a href="{_e(dataset["page_href"])}">{_e(dataset["title"])}</a> '
+                             f'<span class="format">({file_link})</span></li>')
+                continue
             items.append(f'<li><a href="{_e(dataset["href"])}">{_e(dataset["title"])}</a>'
                          + (f' <span class="format">({_e(ext)})</span>' if ext else "") + "</li>")
         if not source["datasets"]:
@@ -464,8 +583,72 @@ def _provenance_html(model: dict) -> str:
     return f'<dl class="provenance">{"".join(rows)}</dl>' if rows else ""
 
 
+def _from_department(name: str) -> str:
+    """'Police' -> 'From the Police Department'; a name that says what it is is kept as it is."""
+    if not name:
+        return "From the department"
+    if re.search(r"\b(department|office|board|commission|bureau|library)\b", name, re.IGNORECASE):
+        return f"From the {name}"
+    return f"From the {name} Department"
+
+
+def _note_ids(model: dict, anchor: str) -> dict[int, str]:
+    """The element id of each note of the card (by id() of the note): `<card>-note-<period>`."""
+    ids: dict[int, str] = {}
+    for note in ([model["commentary"]] if model["commentary"] else []) + model["earlier_commentary"]:
+        found = f"{anchor}-note-{_slug(note['period']) if note['period'] else 'undated'}"
+        while found in ids.values():
+            found += "-x"
+        ids[id(note)] = found
+    return ids
+
+
+def _note_html(note: dict, note_id: str) -> str:
+    """One department note: who and which month (a heading), when it was updated, and its parts."""
+    heading = f"{_from_department(note['department'])}, {note['label'] or 'undated'}"
+    meta = []
+    if note["updated"]:
+        meta.append(f'Updated <time datetime="{_e(note["updated"])}">{_e(format_as_of(str(note["updated"])[:10]))}'
+                    "</time>")
+    if note["edited"]:
+        first = note["first_published"]
+        meta.append("edited" + (f'; first published <time datetime="{_e(first)}">{_e(format_as_of(str(first)[:10]))}'
+                                "</time>" if first else ""))
+    parts = "".join(f"<div><dt>{_e(label)}</dt><dd>{_e(text)}</dd></div>" for label, text in note["parts"])
+    return (f'<div class="commentary-note" id="{note_id}">'
+            f'<h4 class="commentary-heading">{_e(heading)}</h4>'
+            + (f'<p class="commentary-updated">{" (".join(meta)}{")" if len(meta) > 1 else ""}</p>' if meta else "")
+            + f'<dl class="commentary-parts">{parts}</dl></div>')
+
+
+def _commentary_html(model: dict, note_ids: dict[int, str]) -> str:
+    """The department's note for the card's period (else its newest), the others in a closed <details>."""
+    shown, others = model["commentary"], model["earlier_commentary"]
+    if not shown:
+        return ""
+    html_ = _note_html(shown, note_ids[id(shown)])
+    if others:
+        word = "Earlier" if all(n["period"] <= shown["period"] for n in others) else "Other"
+        html_ += (f'<details class="commentary-earlier"><summary>{word} commentary ({len(others)})</summary>'
+                  + "".join(_note_html(n, note_ids[id(n)]) for n in others) + "</details>")
+    return f'<div class="commentary">{html_}</div>'
+
+
+def _month_cell(point: dict, notes: dict[str, str]) -> str:
+    """A month of the monthly table, with a link to the department's note on it when there is one."""
+    cell = f'<time datetime="{_e(point["period"])}">{_e(format_period(point["period"]))}</time>'
+    if point["period"] in notes:
+        cell += (f' <a class="note-link" href="#{notes[point["period"]]}">note<span class="visually-hidden">: '
+                 f'commentary on {_e(format_period(point["period"]))}</span></a>')
+    return cell
+
+
 def _measure_html(model: dict, index: int, anchor: str) -> str:
     code, name = model["code"], model["name"]
+    note_ids = _note_ids(model, anchor)
+    notes_by_month = {}
+    for note in ([model["commentary"]] if model["commentary"] else []) + model["earlier_commentary"]:
+        notes_by_month.setdefault(note["period"], note_ids[id(note)])
     period = model["period"]
     period_html = (f'<time datetime="{_e(period)}">{_e(format_period(period))}</time>'
                    if period else '<span class="missing">None yet</span>')
@@ -500,6 +683,7 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
     notes = [n for n in (direction, f"Unit: {unit_name}" if unit_name else "") if n]
     if notes:
         parts.append(f'<p class="direction">{_e(" · ".join(notes))}</p>')
+    parts.append(_commentary_html(model, note_ids))
     summary = _trend_summary(model)
     parts.append(f'<figure class="trend" data-index="{index}">'
                  f'<div class="chart">{_sparkline(model, summary)}</div>'
@@ -510,7 +694,7 @@ def _measure_html(model: dict, index: int, anchor: str) -> str:
     parts.append(_provenance_html(model))
     if model["trend"]:
         rows = "".join(
-            f'<tr><th scope="row"><time datetime="{_e(p["period"])}">{_e(format_period(p["period"]))}</time></th>'
+            f'<tr><th scope="row">{_month_cell(p, notes_by_month)}</th>'
             f'<td>{_table_value(p)}</td><td>{_table_target(p["target_text"])}</td><td>{_status_cell(p)}</td></tr>'
             for p in reversed(model["trend"]))
         parts.append(_details_table("monthly", f'Monthly values ({len(model["trend"])} months)',
@@ -557,28 +741,83 @@ def _chart_payload(model: dict) -> dict:
     }
 
 
+def _site_pages(data: dict) -> list[tuple[str, str]]:
+    """The pages render_site writes for `data`: index.html, and data.html when data["catalog"] is given."""
+    return [INDEX_PAGE] + ([DATA_PAGE] if data.get("catalog") else [])
+
+
+def _datasets_page(data: dict) -> dict[str, dict] | None:
+    """The data sets data.html lists (released and retired), by id; None when there is no data.html."""
+    catalog = data.get("catalog")
+    if not catalog:
+        return None
+    return {str(d.get("id")): d for key in ("released", "retired") for d in catalog.get(key) or []}
+
+
+def _open_data_html(data: dict) -> str:
+    """The scorecard's "Open data" section: the open data page and its data sets, else (no data.html)
+    the data sets' files."""
+    catalog = data.get("catalog")
+    if catalog:
+        items = []
+        for dataset in catalog.get("released") or []:
+            when = (f'updated {_e(frequency_words(dataset.get("frequency")).lower())}' if dataset.get("downloads")
+                    else "not published yet")
+            title = _e(dataset.get("title") or dataset.get("id"))
+            items.append(f'<li><a href="{DATA_PAGE[0]}#{dataset_anchor(dataset.get("id"))}">{title}</a> '
+                         f'<span class="format">({when})</span> <code>{_e(dataset.get("id"))}</code></li>')
+        listed = (f'<ul class="datasets">{"".join(items)}</ul>' if items
+                  else "<p>No data sets are published yet.</p>")
+        return ('<section class="open-data" id="data" aria-labelledby="data-heading">'
+                '<h2 id="data-heading">Open data</h2>'
+                f'<p>The data behind these measures is open data. <a href="{DATA_PAGE[0]}">Browse the open data '
+                'sets</a>: downloads in CSV, JSON and Parquet, data dictionaries, update schedules and archives.</p>'
+                f"{listed}</section>\n")
+    links = []
+    for dataset in data.get("datasets") or []:
+        href = relative_href(dataset.get("href"))
+        label = dataset.get("title") or dataset.get("id") or href
+        ext = Path(urlsplit(href).path).suffix.lstrip(".").upper()
+        item = f'<li><a href="{_e(href)}">{_e(label)}</a>'
+        if ext:
+            item += f' <span class="format">({_e(ext)})</span>'
+        if dataset.get("id"):
+            item += f' <code>{_e(dataset.get("id"))}</code>'
+        links.append(item + "</li>")
+    datasets_html = (f'<ul class="datasets">{"".join(links)}</ul>' if links
+                     else "<p>No data sets are published yet.</p>")
+    return ('<section class="open-data" id="data" aria-labelledby="data-heading">'
+            '<h2 id="data-heading">Open data</h2>'
+            "<p>The data behind these measures, as published by the data platform:</p>"
+            f"{datasets_html}</section>\n")
+
+
+def frequency_words(periodicity: Any) -> str:
+    """How often a data set is updated, in words: R/PT1H -> 'Hourly', R/P1D 'Daily', R/P1W 'Weekly',
+    R/P1M 'Monthly', R/P1Y 'Yearly', irregular 'As needed'; anything else as given."""
+    text = "" if periodicity is None else str(periodicity).strip()
+    return {"R/PT1H": "Hourly", "R/P1D": "Daily", "R/P1W": "Weekly", "R/P1M": "Monthly", "R/P1Y": "Yearly",
+            "irregular": "As needed"}.get(text, text)
+
+
 def render_html(data: dict) -> str:
     """The scorecard page (index.html) as text."""
     title = str(data.get("title") or DEFAULT_TITLE)
     as_of = data.get("as_of")
     priorities = data.get("priorities") or []
-    datasets = data.get("datasets") or []
+    datasets_page = _datasets_page(data)
 
     models: list[dict] = []
     sections: list[str] = []
     nav: list[str] = []
-    anchors: set[str] = set()
+    anchors = iter(measure_anchors(priorities))
     for number, priority in enumerate(priorities, start=1):
         name = str(priority.get("name") or f"Priority {number}")
         section_models = []
         cards = []
         for measure in priority.get("measures") or []:
-            model = _measure_model(measure)
-            anchor = "m-" + _slug(model["code"] or model["name"])
-            while anchor in anchors:
-                anchor += "-x"
-            anchors.add(anchor)
-            cards.append(_measure_html(model, len(models), anchor))
+            model = _measure_model(measure, datasets_page)
+            cards.append(_measure_html(model, len(models), next(anchors)[1]))
             models.append(model)
             section_models.append(model)
         pid = f"priority-{number}"
@@ -592,49 +831,10 @@ def render_html(data: dict) -> str:
             f'{_counts_list(section_models, "status-counts small")}'
             f'<div class="measures">{body}</div></section>')
 
-    as_of_text = format_as_of(as_of)
-    as_of_html = (f'<time datetime="{_e(as_of)}">{_e(as_of_text)}</time>' if as_of
-                  else '<span class="missing">unknown</span>')
     total = len(models)
     legend = "".join(f'<li>{_status_badge(_status(k))}: {_e(text)}.</li>' for k, text in STATUS_HELP.items())
-
-    links = []
-    for dataset in datasets:
-        href = relative_href(dataset.get("href"))
-        label = dataset.get("title") or dataset.get("id") or href
-        ext = Path(urlsplit(href).path).suffix.lstrip(".").upper()
-        item = f'<li><a href="{_e(href)}">{_e(label)}</a>'
-        if ext:
-            item += f' <span class="format">({_e(ext)})</span>'
-        if dataset.get("id"):
-            item += f' <code>{_e(dataset.get("id"))}</code>'
-        links.append(item + "</li>")
-    datasets_html = (f'<ul class="datasets">{"".join(links)}</ul>' if links
-                     else "<p>No data sets are published yet.</p>")
-
     payload = {"as_of": as_of, "measures": [_chart_payload(m) for m in models]}
-    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-           "base-uri 'none'; form-action 'none'")
-    head = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        f"<title>{_e(title)}</title>\n"
-        f'<meta name="description" content="{_e(f"{total} performance measures of the City of Milwaukee against their targets, as of {as_of_text}.")}">\n'
-        f'<link rel="stylesheet" href="{ASSETS_DIR}/style.css">\n'
-        f'<script src="{ASSETS_DIR}/charts.js" defer></script>\n'
-        "</head>\n"
-    )
-    body = (
-        '<body>\n<a class="skip-link" href="#main">Skip to the scorecard</a>\n'
-        '<header class="site-header"><div class="wrap">'
-        '<p class="eyebrow">Accountability in Management (AIM)</p>'
-        f"<h1>{_e(title)}</h1>"
-        f'<p class="as-of">Data as of {as_of_html}</p>'
-        "</div></header>\n"
-        '<main id="main" class="wrap">\n'
+    main = (
         '<section class="summary" aria-labelledby="summary-heading">'
         '<h2 id="summary-heading">At a glance</h2>'
         f'<p class="lede">{total} measure{"" if total == 1 else "s"} across {len(priorities)} strategic '
@@ -646,20 +846,17 @@ def render_html(data: dict) -> str:
         f'<details class="legend"><summary>What the statuses mean</summary><ul>{legend}</ul></details>'
         "</section>\n"
         + "\n".join(sections) + "\n"
-        '<section class="open-data" id="data" aria-labelledby="data-heading">'
-        '<h2 id="data-heading">Open data</h2>'
-        "<p>The data behind these measures, as published by the data platform:</p>"
-        f"{datasets_html}</section>\n"
-        "</main>\n"
-        '<footer class="site-footer"><div class="wrap">'
-        f"<p>{_e(title)}. Data as of {as_of_html}. Values are monthly, with fiscal quarters and years; a status "
-        "compares a complete period with its target. A month whose data is still coming in is provisional "
-        "(dashed in the charts), and one without source data is a gap, never a 0.</p>"
-        "</div></footer>\n"
-        f'<script type="application/json" id="aim-data">{_embedded_json(payload)}</script>\n'
-        "</body>\n</html>\n"
+        + _open_data_html(data)
     )
-    return head + body
+    footer = (f"<p>{_e(title)}. Data as of {_as_of_html(as_of)}. Values are monthly, with fiscal quarters and "
+              "years; a status compares a complete period with its target. A month whose data is still coming in "
+              "is provisional (dashed in the charts), and one without source data is a gap, never a 0.</p>")
+    return page_shell(
+        title=title, heading=title, as_of=as_of, current=INDEX_PAGE[0], pages=_site_pages(data),
+        description=f"{total} performance measures of the City of Milwaukee against their targets, as of "
+                    f"{format_as_of(as_of)}.",
+        skip_text="Skip to the scorecard", main=main, footer=footer, scripts=(f"{ASSETS_DIR}/charts.js",),
+        tail=f'<script type="application/json" id="aim-data">{_embedded_json(payload)}</script>\n')
 
 
 def _definition_files(data: dict) -> dict[str, str]:
@@ -678,15 +875,22 @@ def _definition_files(data: dict) -> dict[str, str]:
 
 
 def render_site(data: dict, out_dir: Path) -> list[Path]:
-    """Write the static scorecard (index.html, assets and the measures' definition files) into out_dir;
-    returns the files written. Deterministic: the same data gives byte-identical files (no timestamps
-    other than the data's). A definition file is written with exactly the text given."""
+    """Write the static scorecard (index.html, assets and the measures' definition files) into out_dir,
+    and the open data page (data.html) when data["catalog"] is given; returns the files written.
+    Deterministic: the same data gives byte-identical files (no timestamps other than the data's). A
+    definition file is written with exactly the text given."""
+    from aim.publish.open_data_page import render_open_data_html  # it builds on this module's page shell
+
     out_dir = Path(out_dir)
-    page = render_html(data).encode("utf-8")
+    pages = {INDEX_PAGE[0]: render_html(data).encode("utf-8")}
+    if data.get("catalog"):
+        pages[DATA_PAGE[0]] = render_open_data_html(data).encode("utf-8")
     definitions = _definition_files(data)
     (out_dir / ASSETS_DIR).mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "index.html"]
-    written[0].write_bytes(page)
+    written = []
+    for name, page in pages.items():
+        written.append(out_dir / name)
+        written[-1].write_bytes(page)
     for name in ASSET_FILES:
         target = out_dir / ASSETS_DIR / name
         target.write_bytes((ASSETS_SOURCE / name).read_bytes())

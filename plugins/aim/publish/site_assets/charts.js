@@ -270,6 +270,21 @@
     document.documentElement.setAttribute("data-charts", "ready");
   }
 
+  // Printing: every <details> prints open, its tables included. The stylesheet does it with
+  // ::details-content where the browser has it; for the others, open them for the print and close
+  // them again afterwards, as the reader had them. (Without JavaScript, those print the summaries.)
+  var openedForPrint = [];
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details:not([open])"), function (details) {
+      details.open = true;
+      openedForPrint.push(details);
+    });
+  });
+  window.addEventListener("afterprint", function () {
+    openedForPrint.forEach(function (details) { details.open = false; });
+    openedForPrint = [];
+  });
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();
