@@ -6,13 +6,16 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test chromium install lock warehouse-url psql psql-analyst warehouse-stop airflow-ui quarantine release discard clean
+.PHONY: demo test screenshots chromium install lock warehouse-url psql psql-analyst warehouse-stop airflow-ui quarantine release discard clean
 
 demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a summary
 	$(BIN)/python -m aim_demo demo
 
 test: $(STAMP) chromium ## run the test suite (real PostgreSQL, real S3 server, real DAG runs, real browser); PYTEST_ARGS=... passes options
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: $(STAMP) chromium ## the docs' screenshots (docs/*.png) from the site `make demo` published (run make demo first; SITE=folder for another)
+	$(BIN)/python -m aim_demo screenshots $(if $(SITE),"$(SITE)")
 
 chromium: ## Debian's Chromium for the scorecard's browser test (Playwright drives /usr/bin/chromium)
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium (apt-get) for the browser test"; \

@@ -9,6 +9,8 @@
   stop        stop the embedded warehouse server
   standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
   quarantine  review quarantined batches: list | show BATCH | release BATCH --note ... | discard BATCH --note ...
+  screenshots [SITE_DIR]
+              the docs' screenshots (docs/*.png) from the site `make demo` published (aim_demo/screenshots.py)
 """
 from __future__ import annotations
 
@@ -134,6 +136,10 @@ def main(argv: list[str]) -> int:
         from aim.quarantine import main as review
 
         return review(argv[2:])
+    if command == "screenshots":
+        from aim_demo.screenshots import main as screenshots
+
+        return screenshots(argv[2:])
     if command == "stop":
         stopped = embedded_pg.stop(local.PGDATA)
         print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
