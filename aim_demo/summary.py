@@ -54,7 +54,7 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float,
     print_scorecard(warehouse)
     print(f"\nexports:   {settings.export_url()}/latest/ (CSV, JSON, Parquet, Table Schema per data set), "
           f"archive/, manifest.json, catalog/data.json")
-    print(f"scorecard: {settings.export_url()}/site/index.html (open it in a browser)")
+    print(f"scorecard: {settings.export_url()}/site/index.html (open it in a browser; the open data page: site/data.html)")
     print(f"quality:   {settings.quality_url()}/index.html (Data Docs per batch, for IT operations: not published; "
           f"make quarantine lists held batches)")
     print(f"warehouse: {local.display_url(warehouse)}   (make psql opens it; make warehouse-url prints it)")
@@ -110,3 +110,5 @@ def print_scorecard(warehouse: str) -> None:
           (SELECT completeness, count(*) AS n FROM marts.measure_history
            WHERE geography_type = 'citywide' AND period_type = 'month' GROUP BY completeness) c""")[0][0]
     print(f"measure-months, citywide: {completeness or '-'}  (which and why: SELECT * FROM marts.source_coverage;)")
+    notes, commented = query(warehouse, "SELECT count(*), count(DISTINCT measure_code) FROM marts.measure_commentary")[0]
+    print(f"department commentary: {notes} notes on {commented} measures  (SELECT * FROM marts.measure_commentary;)")
