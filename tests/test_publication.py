@@ -46,6 +46,7 @@ from aim.settings import datasets_dir, sources_dir
 from aim.sources import load_source_config, source_config_paths
 from aim_demo.databases import libpq_dsn, query
 from aim_demo.systems import demo_systems
+from test_scorecard_site import chromium, need  # noqa: F401 - chromium: the browser fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = ("drop", "personal", "free_text")  # privacy classes never published
@@ -406,6 +407,34 @@ def test_the_scorecard_site_is_published_with_every_measure(portal):
     assert len(names) == 12
     for (name,) in names:
         assert name.replace("&", "&amp;") in page, name
+
+
+def test_the_published_site_has_no_broken_link_and_passes_the_accessibility_audit(portal, chromium, tmp_path):
+    """The city's own site as published to the bucket, not a fixture: every link of both pages names an
+    object of the export (a fragment, an element of its page), and axe-core finds no WCAG 2.1 A/AA
+    violation on either page, every <details> opened."""
+    from test_open_data_page import _follow
+    from test_site_accessibility import _open_all_details, _ready, audit, report
+
+    folder = tmp_path / "open"
+    for key in portal.objects():  # the site's files as published; every other object as an empty stand-in
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(portal.get(key) if key.startswith("site/") else b"")
+    pages = {name: folder / "site" / name for name in ("index.html", "data.html")}
+    for name, page in pages.items():
+        assert _follow(folder, page, page.read_text(encoding="utf-8")) == [], name
+    context = need(chromium).new_context(viewport={"width": 1280, "height": 900})
+    try:
+        for name, page_file in pages.items():
+            page = context.new_page()
+            page.goto(page_file.resolve().as_uri())
+            _ready(page)
+            assert _open_all_details(page) > 0, name
+            violations = audit(page)
+            assert violations == [], f"{name}:\n{report(violations)}"
+    finally:
+        context.close()
 
 
 def test_a_second_publication_with_no_new_data_rewrites_nothing(portal):
