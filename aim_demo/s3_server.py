@@ -11,6 +11,7 @@ Layout under ``data_dir``::
     weed.log              server stdout+stderr (appended across starts)
     s3_identities.json    the -s3.config identity file (mode 0600)
     .s3_server.lock       flock held while a server uses this data_dir
+    .s3_server.owner      {"weed": pid, "owner": pid of the process that started it}
     weed/                 weed -dir: volumes (*.dat/*.idx), filer metadata
                           (filerldb2/) and master raft state (m<port>/)
 
@@ -234,16 +235,47 @@ class S3Server:
     # -------------------------------------------------------------- helpers
     def _lock_data_dir(self) -> None:
         # flock held by us and inherited by weed (pass_fds): it stays locked as
-        # long as either lives, so two servers never share a data_dir.
+        # long as either lives, so two servers never share a data_dir. A weed
+        # left running by an owner that died (killed, or a second Ctrl-C before
+        # stop() ran) still holds it: that orphan is stopped and the lock taken.
         fd = os.open(self.data_dir / ".s3_server.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not self._stop_orphan():
+                    raise
+                _flock_within(fd, seconds=30)  # the orphan is gone; its exit releases the lock soon after
         except BlockingIOError:
             os.close(fd)
             raise S3ServerError(
                 f"{self.data_dir} is in use by another S3 server (locked)"
             ) from None
         self._lock_fd = fd
+
+    @property
+    def _owner_path(self) -> Path:
+        return self.data_dir / ".s3_server.owner"
+
+    def _stop_orphan(self) -> bool:
+        """Stop the weed recorded in `.s3_server.owner` if the process that started it is gone
+        and it is still the weed serving this data_dir; True once it is gone (the lock is free)."""
+        try:
+            recorded = json.loads(self._owner_path.read_text())
+            weed, owner = int(recorded["weed"]), int(recorded["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if _alive(owner) or not _serves(weed, self.data_dir / "weed"):
+            return False
+        try:
+            os.killpg(weed, signal.SIGKILL)  # start_new_session: pgid == pid
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(300):  # up to 30 s for the kernel to reap it and release the lock
+            if not _alive(weed):
+                return True
+            time.sleep(0.1)
+        return False
 
     def _kill_process(self, graceful_timeout: float = 0.0) -> None:
         proc, self._proc = self._proc, None
@@ -329,6 +361,7 @@ class S3Server:
                 start_new_session=True,
                 pass_fds=(self._lock_fd,) if self._lock_fd is not None else (),
             )
+        self._owner_path.write_text(json.dumps({"weed": self._proc.pid, "owner": os.getpid()}))
         return offset
 
     def _wait_ready(self, log_offset: int) -> None:
@@ -403,6 +436,38 @@ class S3Server:
                         sock.unlink()
                 except OSError:
                     pass
+
+
+def _flock_within(fd: int, seconds: float) -> None:
+    """Take the exclusive lock on `fd`, waiting up to `seconds`; BlockingIOError if still held."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _serves(pid: int, weed_dir: Path) -> bool:
+    """Whether process `pid` is a weed server with `-dir=weed_dir` (not some other process that
+    reused the pid)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a.endswith(b"weed") for a in args[:1]) and f"-dir={weed_dir}".encode() in args
 
 
 def start_s3_server(

@@ -7,11 +7,15 @@ import io
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from aim_demo.s3_server import S3Server, S3ServerError, find_weed_binary, start_s3_server
+from aim_demo.s3_server import S3Server, S3ServerError, _alive, find_weed_binary, start_s3_server
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BUCKET = "aim-test"
 
@@ -90,6 +94,35 @@ def test_restart_on_same_data_dir_keeps_objects(tmp_path: Path) -> None:
         assert s3.get_object(Bucket=BUCKET, Key="k")["Body"].read() == b"persist"
         assert s3.head_object(Bucket=BUCKET, Key="k")["Metadata"] == {"sha256": "x"}
         s3.put_object(Bucket=BUCKET, Key="k2", Body=b"still writable")
+
+
+ORPHANING_OWNER = """
+import sys, time
+sys.path[:0] = [{root!r}]
+from aim_demo.s3_server import start_s3_server
+server = start_s3_server({data!r})
+server.client().create_bucket(Bucket="kept")
+server.client().put_object(Bucket="kept", Key="k", Body=b"before the owner died")
+print(server._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_server_whose_owner_died_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    """The demo killed before it could stop its S3 server (a second Ctrl-C, a kill -9) leaves weed
+    running and holding the data folder's lock: the next start stops that orphan and starts."""
+    data = tmp_path / "s3"
+    owner = subprocess.Popen([sys.executable, "-c", ORPHANING_OWNER.format(root=str(ROOT), data=str(data))],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        weed = int(owner.stdout.readline())
+    finally:
+        owner.kill()  # the owner dies without stopping its server
+        owner.wait()
+    assert _alive(weed), "the orphaned weed still runs, holding the lock"
+    with start_s3_server(data) as server:
+        assert not _alive(weed)
+        assert server.client().get_object(Bucket="kept", Key="k")["Body"].read() == b"before the owner died"
 
 
 def test_wrong_secret_is_rejected(tmp_path: Path) -> None:
