@@ -21,13 +21,14 @@ from psycopg2.extras import execute_values
 from sqlalchemy.engine import make_url
 
 from aim import db, measures
+from aim.measures.commentary import sync_commentary
 from aim.measures.dag import build_measures_dag
 from aim.measures.runs import measure_sources, request_from_params
 from aim.migrations import migrate
 from aim.settings import sources_dir
 from aim.sources import load_source_config, source_config_paths
 from aim.tables import ensure_tables
-from aim_demo import aim_registry
+from aim_demo import aim_commentary, aim_registry
 from aim_demo.databases import libpq_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,6 +234,18 @@ def load_lead_tests(cur, months: list[dt.date], loaded_at: dt.datetime) -> None:
     )
 
 
+def load_commentary(cur, rows: list[tuple], loaded_at: dt.datetime, batch: str) -> None:
+    """Upsert commentary workbook rows into core.bmo_measure_commentary, as an ingest merge would."""
+    execute_values(
+        cur,
+        "INSERT INTO core.bmo_measure_commentary (measure_code, period, reason, action, outlook, _batch_id, _run_id, "
+        "_loaded_at) VALUES %s ON CONFLICT (measure_code, period) DO UPDATE SET reason = EXCLUDED.reason, "
+        "action = EXCLUDED.action, outlook = EXCLUDED.outlook, _batch_id = EXCLUDED._batch_id, "
+        "_run_id = EXCLUDED._run_id, _loaded_at = EXCLUDED._loaded_at",
+        [(*row, batch, "ingest-run", loaded_at) for row in rows],
+    )
+
+
 POLICE_COUNTS = dict(zip(MONTHS, (30, 35, 40, 45, 50, 55)))
 
 
@@ -255,6 +268,14 @@ def filled(new_database, stub_measures) -> Warehouse:
         load_fixture_sources(wh)
         wh.sync("fixture-run")
         wh.recompute(MONTHS[0], MONTHS[-1], "fixture-run")
+        # the departments' notes on the last two months, then one of them edited (version 2)
+        notes = aim_commentary.commentary_rows(dt.datetime(2026, 5, 1))
+        with wh.cursor() as cur:
+            load_commentary(cur, notes, FIRST_LOAD, "bmo-commentary-1")
+            assert sync_commentary(cur, "fixture-run")["notes_written"] == len(notes)
+            load_commentary(cur, [(*notes[0][:2], "Revised: " + notes[0][2], *notes[0][3:])],
+                            FIRST_LOAD + dt.timedelta(days=1), "bmo-commentary-2")
+            assert sync_commentary(cur, "fixture-edit")["notes_written"] == 1
         insert_values(wh, "PHY-01", {
             (month, "aldermanic_district", str(d)): Decimal(60) + Decimal("2.5") * d
             for month in MONTHS[2:] for d in range(1, 16)
