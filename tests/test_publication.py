@@ -414,7 +414,7 @@ def test_the_published_site_has_no_broken_link_and_passes_the_accessibility_audi
     object of the export (a fragment, an element of its page), and axe-core finds no WCAG 2.1 A/AA
     violation on either page, every <details> opened."""
     from test_open_data_page import _follow
-    from test_site_accessibility import _open_all_details, _ready, audit, report
+    from test_site_accessibility import _open, _open_all_details, audit, report
 
     folder = tmp_path / "open"
     for key in portal.objects():  # the site's files as published; every other object as an empty stand-in
@@ -426,10 +426,9 @@ def test_the_published_site_has_no_broken_link_and_passes_the_accessibility_audi
         assert _follow(folder, page, page.read_text(encoding="utf-8")) == [], name
     context = need(chromium).new_context(viewport={"width": 1280, "height": 900})
     try:
-        for name, page_file in pages.items():
+        for name in pages:
             page = context.new_page()
-            page.goto(page_file.resolve().as_uri())
-            _ready(page)
+            _open(page, folder / "site", name, js=True)
             assert _open_all_details(page) > 0, name
             violations = audit(page)
             assert violations == [], f"{name}:\n{report(violations)}"

@@ -74,6 +74,13 @@ def _ready(page) -> None:
                            "document.documentElement.getAttribute('data-charts') === 'ready'", timeout=5000)
 
 
+def _open(page, site: Path, name: str, js: bool) -> None:
+    """Load the site's page `name`; with JavaScript, wait until charts.js has drawn the charts."""
+    page.goto(_url(site, name), wait_until="load")
+    if js:
+        _ready(page)
+
+
 def _open_all_details(page) -> int:
     return page.evaluate("() => { const all = document.querySelectorAll('details');"
                          " all.forEach(d => { d.open = true; }); return all.length; }")
@@ -121,10 +128,8 @@ def test_axe_finds_no_wcag_violation(chromium, site, name, js, viewport):
         page.on("request", lambda r: requests.append(r.url))
         page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "assert") else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(_url(site, name), wait_until="load")
-        if js:
-            _ready(page)
-        else:
+        _open(page, site, name, js)
+        if not js:
             assert page.evaluate("() => document.documentElement.hasAttribute('data-charts')") is False
             twin = page.evaluate("() => document.documentElement.outerHTML")
             disabled = browser.new_context(java_script_enabled=False, viewport=viewport)
@@ -250,9 +255,7 @@ def test_keyboard_reaches_everything_in_order_with_visible_focus(chromium, site,
     context = browser.new_context(java_script_enabled=js, viewport=DESKTOP)
     try:
         page = context.new_page()
-        page.goto(_url(site, name), wait_until="load")
-        if js:
-            _ready(page)
+        _open(page, site, name, js)
         stops, focused = _walk_tab_order(page)
         assert stops[0]["cls"] == "skip-link", f"{name}: the skip link is not the first stop: {stops[0]}"
         assert any(s["tag"] == "summary" for s in stops) and sum(s["tag"] == "a" for s in stops) > 3
@@ -261,9 +264,7 @@ def test_keyboard_reaches_everything_in_order_with_visible_focus(chromium, site,
             assert len(charts) == len(measures_of(data)), "every drawn chart is a stop (arrow-key readout)"
         _check_tab_order(name, stops, focused)
         # Every <details> opened: the tables' scroll regions become stops too, in order.
-        page.goto(_url(site, name), wait_until="load")
-        if js:
-            _ready(page)
+        _open(page, site, name, js)
         assert _open_all_details(page) > 0
         stops, focused = _walk_tab_order(page)
         assert any("table-scroll" in s["cls"] for s in stops) or name != "index.html"
@@ -279,9 +280,7 @@ def test_skip_link_and_summaries_work_from_the_keyboard(chromium, site, name, js
     context = browser.new_context(java_script_enabled=js, viewport=DESKTOP)
     try:
         page = context.new_page()
-        page.goto(_url(site, name), wait_until="load")
-        if js:
-            _ready(page)
+        _open(page, site, name, js)
         page.keyboard.press("Tab")
         assert page.evaluate("() => document.activeElement.className") == "skip-link"
         assert page.evaluate("() => document.activeElement.getBoundingClientRect().left") >= 0, "shown on focus"
@@ -354,9 +353,7 @@ def test_prints_legibly_on_a4(chromium, site, name, js):
     context = browser.new_context(java_script_enabled=js, viewport={"width": A4_PRINT_WIDTH, "height": 1000})
     try:
         page = context.new_page()
-        page.goto(_url(site, name), wait_until="load")
-        if js:
-            _ready(page)
+        _open(page, site, name, js)
         page.emulate_media(media="print")
         printed = page.evaluate(PRINTED, MIN_PRINT_PX)
         white = "rgb(255, 255, 255)"
@@ -394,9 +391,7 @@ def test_every_chart_has_a_text_alternative_and_a_data_table(chromium, site, dat
     context = browser.new_context(java_script_enabled=js, viewport=DESKTOP)
     try:
         page = context.new_page()
-        page.goto(_url(site, "index.html"), wait_until="load")
-        if js:
-            _ready(page)
+        _open(page, site, "index.html", js)
         for measure in measures_of(data):
             card = page.locator(f"#{article_id(measure['code'])}")
             chart = card.locator("figure.trend svg")
