@@ -8,11 +8,11 @@ from aim import settings
 from aim_demo import local
 from aim_demo.databases import query
 
-_HEADER = ("source", "status", "quality", "warnings", "extracted", "rejected", "loaded", "exported")
+_HEADER = ("source", "status", "quality", "warnings", "extracted", "rejected", "loaded")
 
 
 _RUN_COLUMNS = ("source", "status", "quality_outcome", "warnings", "rows_extracted", "rows_rejected",
-                "rows_loaded", "rows_exported", "message", "run_id")
+                "rows_loaded", "message", "run_id")
 
 
 def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[dict]:
@@ -26,6 +26,15 @@ def latest_runs(warehouse: str, sources: list[str], since: dt.datetime) -> list[
     return [dict(zip(_RUN_COLUMNS, row)) for row in rows]
 
 
+def print_publication(warehouse: str, since: dt.datetime) -> None:
+    """What publish_open_data released since `since`: each data set whose content changed, with its rows."""
+    released = query(warehouse, "SELECT dataset, rows FROM ops.dataset_release WHERE released_at >= %s ORDER BY dataset",
+                     (since,))
+    print(f"\npublished: {len(released)} data set(s) changed" + (":" if released else " (every export was up to date)"))
+    for dataset, rows in released:
+        print(f"  {dataset}  {rows} rows")
+
+
 def print_summary(warehouse: str, sources: list[str], since_epoch: float,
                   analyst_passfile: Path | None = None) -> list[dict]:
     """Print the runs table, the export location and how to reach the warehouse; returns the runs.
@@ -37,7 +46,7 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float,
     rows = [
         [r["source"], r["status"], r["quality_outcome"] or "-",
          *(str(r[k]) if r[k] is not None else "-" for k in ("warnings", "rows_extracted", "rows_rejected",
-                                                          "rows_loaded", "rows_exported"))]
+                                                          "rows_loaded"))]
         for r in runs
     ] + [[s, "not run", *["-"] * (len(_HEADER) - 2)] for s in sources if s not in seen]
     widths = [max(len(str(x)) for x in col) for col in zip(_HEADER, *rows)]
@@ -50,6 +59,7 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float,
     for r in runs:
         if r["status"] == "failed":
             print(f"\n{r['source']} failed: {r['message']}")
+    print_publication(warehouse, dt.datetime.fromtimestamp(since_epoch, dt.timezone.utc))
     print_quality(warehouse)
     print_scorecard(warehouse)
     print(f"\nexports:   {settings.export_url()}/latest/ (CSV, JSON, Parquet, Table Schema per data set), "

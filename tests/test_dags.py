@@ -48,7 +48,7 @@ def test_ingest_dag_policy(dagbag, dag_id):
     assert dag.get_task("validate").retries == 0  # a failed quality gate is not transient
     order = [t.task_id for t in dag.topological_sort()]
     assert [t for t in order if t != "announce_changes"] == [
-        "start_run", "extract_and_land", "validate", "merge", "export", "finish_run"
+        "start_run", "extract_and_land", "validate", "merge", "finish_run"
     ]
     announce = dag.get_task("announce_changes")
     assert announce.upstream_task_ids == {"merge"}

@@ -1,7 +1,8 @@
 """The police source end to end through Airflow (`dag.test()`), on a real PostgreSQL and a real S3 server.
 
 The tests run in file order and share one warehouse: each one is a step an operator would take
-(first load, rerun, new data at the source, a bad batch, the fix).
+(first load, rerun, new data at the source, a bad batch, the fix). As the scheduler would, each
+ingest run is followed by `publish_open_data`, publication's one owner.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uuid
 import pytest
 
 from aim.dag_factory import build_ingest_dag
+from aim.publish.dag import build_publish_dag
 from aim.sources import load_source_config
 from aim.settings import sources_dir
 from aim_demo import mpd_rms
@@ -30,22 +32,33 @@ class Police:
         self.first_run: tuple[str, dict] | None = None  # the module's first run, against an empty warehouse
         self.after_first_run: dict = {}
 
-    def run(self):
-        """One DAG run through Airflow; returns (dag run state, its ops.run_log row)."""
+    def ingest(self):
+        """One ingest DAG run through Airflow; returns (dag run state, its ops.run_log row, its task states)."""
         dag_run = build_ingest_dag(self.config).test()
-        return str(dag_run.state), self.run_log(dag_run.run_id)
+        return str(dag_run.state), self.run_log(dag_run.run_id), task_states(dag_run)
+
+    def publish(self) -> None:
+        """One `publish_open_data` run, as the scheduler starts it on the source's asset or its daily floor."""
+        dag_run = build_publish_dag().test()
+        assert str(dag_run.state) == "success", task_states(dag_run)
+
+    def run(self):
+        """An ingest run, then the publication; returns (ingest run state, its ops.run_log row)."""
+        state, log, _ = self.ingest()
+        self.publish()
+        return state, log
 
     def query(self, statement: str, params=None):
         return query(self.warehouse, statement, params)
 
     def run_log(self, run_id: str) -> dict:
         rows = self.query(
-            "SELECT status, quality_outcome, rows_extracted, rows_loaded, rows_exported, message, batch_id "
+            "SELECT status, quality_outcome, rows_extracted, rows_loaded, message, batch_id "
             "FROM ops.run_log WHERE source = 'mpd_crime_incidents' AND run_id = %s",
             (run_id,),
         )
         assert len(rows) == 1, f"expected one run_log row for {run_id}, found {rows}"
-        keys = ("status", "quality_outcome", "rows_extracted", "rows_loaded", "rows_exported", "message", "batch_id")
+        keys = ("status", "quality_outcome", "rows_extracted", "rows_loaded", "message", "batch_id")
         return dict(zip(keys, rows[0]))
 
     def core_fingerprint(self) -> tuple[int, str]:
@@ -75,6 +88,10 @@ class Police:
     def export_key(self) -> str:
         return f"exports/{LATEST_CSV}"
 
+    def exported_keys(self) -> list[str]:
+        listed = self.s3.client().list_objects_v2(Bucket=self.bucket, Prefix="exports/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+
     def export_object(self) -> tuple[bytes, dict]:
         client = self.s3.client()
         head = client.head_object(Bucket=self.bucket, Key=self.export_key())
@@ -84,6 +101,16 @@ class Police:
     def exported_rows(self) -> list[dict]:
         body, _ = self.export_object()
         return list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
+
+
+def task_states(dag_run) -> dict[str, str]:
+    """Each task of a finished DAG run and its state, from Airflow's metadata database."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        instances = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return {ti.task_id: str(ti.state) for ti in instances}
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +130,12 @@ def police(new_database, s3_server, airflow_db):
         env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         helper = Police(warehouse, rms, s3_server, bucket)
-        helper.first_run = helper.run()
+        state, log, tasks = helper.ingest()
+        helper.first_run = (state, log)
+        exported_by_ingest = helper.exported_keys()
+        helper.publish()
         helper.after_first_run = {
+            "tasks": tasks, "exported_by_ingest": exported_by_ingest,
             "core_rows": helper.core_fingerprint()[0], "exported": helper.exported_rows(),
             "staged": helper.query("SELECT count(*) FROM staging.mpd_crime_incidents")[0][0],
             "newest_change": helper.query("SELECT max(updated_at) FROM core.mpd_crime_incidents")[0][0],
@@ -119,8 +150,10 @@ def test_first_run_loads_and_exports_every_incident(police):
 
     assert state == "success", log["message"]
     assert (log["status"], log["quality_outcome"]) == ("success", "passed")
-    assert log["rows_extracted"] == log["rows_loaded"] == log["rows_exported"] == WIBR_INCIDENTS
+    assert log["rows_extracted"] == log["rows_loaded"] == WIBR_INCIDENTS
     assert after["core_rows"] == WIBR_INCIDENTS
+    assert after["tasks"]["announce_changes"] == "success", "the run announces the source's change (its core asset)"
+    assert after["exported_by_ingest"] == [], "an ingest run publishes nothing: publish_open_data does, once"
     rows = after["exported"]
     assert len(rows) == WIBR_INCIDENTS
     numbers = [r["incident_num"] for r in rows]
@@ -133,9 +166,8 @@ def test_first_run_loads_and_exports_every_incident(police):
 
 def test_export_to_s3_is_byte_identical_to_local_export(police, tmp_path, monkeypatch):
     monkeypatch.setenv("AIM_EXPORT_URL", str(tmp_path))
-    state, log = police.run()
+    police.publish()
 
-    assert state == "success", log["message"]
     local_bytes = (tmp_path / LATEST_CSV).read_bytes()
     s3_bytes, head = police.export_object()
     assert local_bytes == s3_bytes
@@ -148,9 +180,11 @@ def test_rerun_changes_nothing(police):
     before = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
     overlap = police.rows_to_read(police.watermark_time())
 
-    state, log = police.run()
+    state, log, tasks = police.ingest()
+    police.publish()  # its daily run: with nothing new, it rewrites nothing
 
     assert state == "success", log["message"]
+    assert tasks["announce_changes"] == "skipped", "a run that changed nothing announces nothing"
     assert (log["rows_extracted"], log["rows_loaded"]) == (overlap, 0), \
         "a rerun reads only the overlap window behind the watermark again, and changes nothing"
     after = (police.core_fingerprint(), police.watermark(), police.export_object()[1]["LastModified"])
@@ -166,10 +200,16 @@ def test_new_and_changed_incidents_move_exactly(police, clock):
              "WHERE NOT incident_num = ANY(%s)"
     others_before = police.query(others, (changed + new,))
     to_read = police.rows_to_read(watermark_before)
+    body, head = police.export_object()
+    published_before = (body, head["LastModified"])
 
-    state, log = police.run()
+    state, log, tasks = police.ingest()
 
     assert state == "success", log["message"]
+    assert tasks["announce_changes"] == "success"
+    body, head = police.export_object()
+    assert (body, head["LastModified"]) == published_before, "the ingest run leaves publishing to publish_open_data"
+    police.publish()
     assert (log["rows_extracted"], log["rows_loaded"]) == (to_read, 15), \
         "the run reads the 15 changes (and the overlap window behind the watermark) and merges the 15"
     assert police.core_fingerprint()[0] == rows_before + 10

@@ -1,5 +1,5 @@
-"""Reviewing a quarantined batch: inspect it in ops, release it (same merge path, export refreshed)
-or discard it (nothing merged, the source's rows come again), from the command line or Airflow."""
+"""Reviewing a quarantined batch: inspect it in ops, release it (same merge path, published by the
+next publication) or discard it (nothing merged, the source's rows come again), from the command line or Airflow."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +11,7 @@ import pytest
 
 from aim import quarantine
 from aim.dag_factory import build_ingest_dag
+from aim.publish.dag import build_publish_dag
 from aim.review_dag import build_review_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
@@ -31,6 +32,10 @@ class Review:
         dag_run = build_ingest_dag(CONFIG).test()
         (batch_id,) = self.query("SELECT batch_id FROM ops.run_log WHERE run_id = %s", (dag_run.run_id,))[0]
         return str(dag_run.state), batch_id
+
+    def publish(self) -> None:
+        """A `publish_open_data` run, as the scheduler starts it on the source's asset or daily."""
+        assert str(build_publish_dag().test().state) == "success"
 
     def watermark_time(self) -> dt.datetime:
         (value,) = self.query("SELECT value FROM ops.watermark WHERE source = 'mpd_crime_incidents'")[0]
@@ -56,13 +61,14 @@ def review(new_database, airflow_db, tmp_path_factory):
         env.setenv("AIM_REVIEWER", "it-ops-tester")
         helper = Review(warehouse, rms, exports)
         assert helper.ingest()[0] == "success"
+        helper.publish()
         yield helper
 
 
 INCIDENTS = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[300:303])
 
 
-def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, capsys, clock):
+def test_release_merges_the_reviewed_batch_and_the_next_publication_carries_it(review, capsys, clock):
     mpd_rms.amend_incidents(review.rms, [INCIDENTS[0]], police=9)
     state, batch_id = review.ingest()
     assert state == "failed"
@@ -90,6 +96,8 @@ def test_release_merges_the_reviewed_batch_and_refreshes_the_export(review, caps
     assert review.watermark_time() == max(watermark_before, min(changed_at, ceiling)), \
         "a release moves the watermark forward to the batch's newest change (capped at the run's start less the " \
         "skew allowance), never back"
+    assert review.exported_police(INCIDENTS[0]) != "9", "a release merges; publishing is publish_open_data's"
+    review.publish()
     assert review.exported_police(INCIDENTS[0]) == "9"
     assert review.query("SELECT status FROM ops.run_log WHERE run_id = %s", (f"release__{batch_id}",)) == [("success",)]
     with pytest.raises(quarantine.ReviewError, match="not quarantined"):
@@ -145,6 +153,7 @@ def test_a_release_after_a_newer_batch_merged_leaves_the_newer_data(review):
     assert result["keys_left_out_sample"] == [[incident]]
     assert review.query("SELECT police FROM core.mpd_crime_incidents WHERE incident_num = %s", (incident,)) == [(3,)], \
         "the newer data stays in core"
+    review.publish()
     assert review.exported_police(incident) == "3", "and in the export"
     assert review.watermark_time() == watermark, "a release never moves the watermark back"
     (note,) = review.query("SELECT review_note FROM ops.batch WHERE batch_id = %s", (stale,))[0]

@@ -21,7 +21,7 @@ from aim import batches, db, runlog, watermarks
 from aim.migrations import migrate
 
 RUN_COLUMNS = ("source", "run_id", "dag_id", "batch_id", "logical_date", "rows_extracted", "rows_rejected",
-               "rows_loaded", "rows_exported", "quality_outcome", "status", "message", "started_at", "ended_at",
+               "rows_loaded", "quality_outcome", "status", "message", "started_at", "ended_at",
                "warnings")
 BATCH_COLUMNS = ("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at",
                  "merged_at", "failure", "rows_rejected", "warnings", "data_docs")
@@ -132,7 +132,7 @@ def test_start_run_records_a_running_run(ledger, clock):
 
 def test_a_retried_run_starts_its_record_afresh_keeping_the_row(ledger, clock):
     ledger.start("scheduled__1", batch="1", logical_date=clock)
-    ledger.update("scheduled__1", rows_extracted=10, rows_rejected=1, rows_loaded=9, rows_exported=9,
+    ledger.update("scheduled__1", rows_extracted=10, rows_rejected=1, rows_loaded=9,
                   quality_outcome="failed", message="gate failed", warnings=3)
     ledger.fail("scheduled__1", "task merge: boom")
     first = ledger.run("scheduled__1")
@@ -143,7 +143,7 @@ def test_a_retried_run_starts_its_record_afresh_keeping_the_row(ledger, clock):
     assert ledger.runs() == 1, "a retried run keeps its one row"
     assert (retried["status"], retried["batch_id"]) == ("running", ledger.batch("1_retry")), \
         "a retried run is running again, on the batch it was started with"
-    cleared = ("rows_extracted", "rows_rejected", "rows_loaded", "rows_exported", "quality_outcome", "message",
+    cleared = ("rows_extracted", "rows_rejected", "rows_loaded", "quality_outcome", "message",
                "warnings", "ended_at")
     assert {k: retried[k] for k in cleared} == dict.fromkeys(cleared), \
         "a retried run starts afresh: no counts, outcome, message or end from the earlier attempt"
@@ -159,13 +159,13 @@ def test_update_run_sets_counts_outcome_and_message_on_that_run_only(ledger):
     ledger.start("run_a", source=other_source)
     others_before = (ledger.run("run_b"), ledger.run("run_a", source=other_source))
 
-    ledger.update("run_a", rows_extracted=120, rows_rejected=3, rows_loaded=117, rows_exported=117,
+    ledger.update("run_a", rows_extracted=120, rows_rejected=3, rows_loaded=117,
                   quality_outcome="passed", warnings=2, message="note")
 
     record = ledger.run("run_a")
-    assert {k: record[k] for k in ("rows_extracted", "rows_rejected", "rows_loaded", "rows_exported",
+    assert {k: record[k] for k in ("rows_extracted", "rows_rejected", "rows_loaded",
                                    "quality_outcome", "warnings", "message")} == {
-        "rows_extracted": 120, "rows_rejected": 3, "rows_loaded": 117, "rows_exported": 117,
+        "rows_extracted": 120, "rows_rejected": 3, "rows_loaded": 117,
         "quality_outcome": "passed", "warnings": 2, "message": "note",
     }, "update_run sets each field it is given"
     assert (record["status"], record["ended_at"]) == ("running", None), \

@@ -52,8 +52,9 @@ def _on_task_failure(config: SourceConfig):
 
 
 def build_ingest_dag(config: SourceConfig) -> DAG:
-    """One DAG for one source: start → extract_and_land → validate → merge → export → finish, and
-    after the merge, `announce_changes` emits the source's core asset when rows changed."""
+    """One DAG for one source: start → extract_and_land → validate → merge → finish, and after the
+    merge, `announce_changes` emits the source's core asset when rows changed. Publishing is
+    `publish_open_data`'s alone: it runs on that asset, so an export failure never fails an ingest."""
     with DAG(
         dag_id=dag_id_for(config),
         description=f"{config.department}: {config.system}",
@@ -112,10 +113,6 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
                 raise AirflowSkipException(f"no rows changed in core.{config.source}")
 
         @task
-        def export(**context) -> dict:
-            return pipeline.export(config, run_id=context["run_id"])
-
-        @task
         def finish_run(**context) -> None:
             pipeline.finish_run(config, run_id=context["run_id"])
 
@@ -123,8 +120,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         landed = extract_and_land(batch_id)
         validated = validate(batch_id)
         merged = merge(batch_id)
-        exported = export()
-        landed >> validated >> merged >> exported >> finish_run()
+        landed >> validated >> merged >> finish_run()
         merged >> announce_changes(merged)
     return dag
 

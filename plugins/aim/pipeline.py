@@ -142,21 +142,6 @@ def merge(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]
     return {"batch_id": batch_id, "rows_loaded": loaded}
 
 
-def export(config: SourceConfig, *, run_id: str) -> dict[str, Any]:
-    """Publish the open data sets fed by this source (their public projections, with the manifest
-    and the catalog) to AIM_EXPORT_URL; unchanged data sets are not rewritten."""
-    from aim.publish.datasets import inventory
-    from aim.publish.publication import publish
-
-    ids = [d.id for d in inventory() if d.released and d.source == config.source]
-    if not ids:
-        return {"datasets": []}
-    result = publish(ids, run_id=run_id)
-    with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
-        runlog.update_run(cur, source=config.source, run_id=run_id, rows_exported=sum(result.rows.values()))
-    return {"datasets": ids, "changed": result.changed, "rows": result.rows}
-
-
 def finish_run(config: SourceConfig, *, run_id: str) -> None:
     """Mark the run successful."""
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:

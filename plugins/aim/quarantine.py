@@ -12,7 +12,9 @@ Batches waiting for review are the quarantined ones (a failed critical check) an
 ones (their merge failed: a value that does not cast, named with its column).
 
 A release goes through the same merge as any validated batch: the upsert, the watermark and the
-batch's file versions move together, then the source's export is refreshed. The rule for time:
+batch's file versions move together. Publication stays `publish_open_data`'s: from Airflow, the
+`quarantine_review` DAG announces the source's change and publication follows; from the command
+line, the next publication (daily, or `airflow dags trigger publish_open_data`) carries it. The rule for time:
 a release merges only the keys that no later-landed batch has merged since; keys changed since
 are left out (the newer data stays) and the result names how many, with a sample. A release
 never moves a watermark backwards, and a batch holding a key twice (for a database or API
@@ -80,7 +82,8 @@ def _batch_for_review(cur, batch_id: str) -> dict[str, Any]:
 
 
 def release(batch_id: str, note: str) -> dict[str, Any]:
-    """Merge a quarantined batch after review, as a validated batch would be, then refresh the export."""
+    """Merge a quarantined batch after review, as a validated batch would be; publishing it is
+    `publish_open_data`'s (the review DAG announces the change)."""
     if not note.strip():
         raise ReviewError("a release needs a note saying why the batch is fit to publish")
     url = settings.warehouse_url()
@@ -101,10 +104,9 @@ def release(batch_id: str, note: str) -> dict[str, Any]:
             raise ReviewError(f"batch {batch_id} cannot be released: {err}") from err
         runlog.update_run(cur, source=source, run_id=run_id, rows_loaded=loaded, quality_outcome="passed",
                           message=f"released by {reviewer()}: {note}")
-    exported = pipeline.export(config, run_id=run_id)
     pipeline.finish_run(config, run_id=run_id)
     return {"batch_id": batch_id, "source": source, "rows_loaded": loaded, "keys_left_out": left_out.keys,
-            "keys_left_out_sample": left_out.sample, "export": exported}
+            "keys_left_out_sample": left_out.sample}
 
 
 def discard(batch_id: str, note: str) -> dict[str, Any]:
@@ -140,6 +142,9 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, default=str))
+    if result.get("rows_loaded"):
+        print(f"{result['source']}: publish_open_data publishes the release at its next run "
+              "(daily, or now with `airflow dags trigger publish_open_data`)", file=sys.stderr)
     return 0
 
 

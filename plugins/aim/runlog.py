@@ -5,7 +5,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-_COUNTS = ("rows_extracted", "rows_rejected", "rows_loaded", "rows_exported")
+_COUNTS = ("rows_extracted", "rows_rejected", "rows_loaded")
 
 
 def start_run(cur, *, source: str, run_id: str, dag_id: str, batch_id: str, logical_date: Any) -> None:
@@ -16,7 +16,7 @@ def start_run(cur, *, source: str, run_id: str, dag_id: str, batch_id: str, logi
         VALUES (%s, %s, %s, %s, %s, 'running', now())
         ON CONFLICT (source, run_id) DO UPDATE
            SET status = 'running', batch_id = EXCLUDED.batch_id, message = NULL, ended_at = NULL,
-               rows_extracted = NULL, rows_rejected = NULL, rows_loaded = NULL, rows_exported = NULL,
+               rows_extracted = NULL, rows_rejected = NULL, rows_loaded = NULL,
                quality_outcome = NULL, warnings = NULL, started_at = now(),
                dag_id = EXCLUDED.dag_id, logical_date = EXCLUDED.logical_date
         """,
