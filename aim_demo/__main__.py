@@ -75,7 +75,7 @@ def demo() -> int:
     with _environment() as env:
         os.environ.update(env)  # aim.* below reads the same settings as the Airflow tasks
         from aim import settings
-        from aim.dag_factory import dag_id_for
+        from aim.dag_builders.ingest import dag_id_for
         from aim.sources import load_source_config, source_config_paths
         from aim_demo.summary import print_summary
 

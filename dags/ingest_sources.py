@@ -1,4 +1,4 @@
-"""Airflow ingest DAGs, one per source configuration file in dags/sources/ (see aim.dag_factory)."""
-from aim.dag_factory import build_ingest_dags
+"""Airflow ingest DAGs, one per source configuration file in dags/sources/ (see aim.dag_builders.ingest)."""
+from aim.dag_builders.ingest import build_ingest_dags
 
 globals().update(build_ingest_dags())

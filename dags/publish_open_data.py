@@ -1,4 +1,4 @@
-"""Airflow DAG `publish_open_data`: open data sets, scorecard, manifest and catalog (see aim.publish.dag)."""
-from aim.publish.dag import build_publish_dag
+"""Airflow DAG `publish_open_data`: open data sets, scorecard, manifest and catalog (see aim.dag_builders.publish)."""
+from aim.dag_builders.publish import build_publish_dag
 
 dag = build_publish_dag()

@@ -13,7 +13,7 @@ import pytest
 
 from aim import db
 from aim.measures import parse_measure_file
-from aim.measures.dag import build_measures_dag
+from aim.dag_builders.measures import build_measures_dag
 from aim.migrations import migrate
 from aim.settings import sources_dir
 from aim.sources import load_source_config, source_config_paths

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from aim import db, measures
 from aim.measures.commentary import sync_commentary
-from aim.measures.dag import build_measures_dag
+from aim.dag_builders.measures import build_measures_dag
 from aim.measures.runs import measure_sources, request_from_params
 from aim.migrations import migrate
 from aim.settings import sources_dir

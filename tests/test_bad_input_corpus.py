@@ -21,7 +21,7 @@ import openpyxl
 import pytest
 
 from aim import db
-from aim.dag_factory import build_ingest_dag
+from aim.dag_builders.ingest import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo.databases import query

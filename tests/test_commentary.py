@@ -14,8 +14,8 @@ import html
 
 import pytest
 
-from aim.dag_factory import build_ingest_dag
-from aim.measures.dag import build_measures_dag
+from aim.dag_builders.ingest import build_ingest_dag
+from aim.dag_builders.measures import build_measures_dag
 from aim.measures.runs import measure_sources
 from aim.publish.publication import publish
 from aim.settings import sources_dir

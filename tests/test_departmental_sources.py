@@ -13,7 +13,7 @@ import io
 import openpyxl
 import pytest
 
-from aim.dag_factory import build_ingest_dag
+from aim.dag_builders.ingest import build_ingest_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo import call_center

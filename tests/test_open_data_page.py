@@ -396,8 +396,8 @@ LOADED = ("bmo_aim_registry", "dns_code_enforcement_orders")
 @pytest.fixture(scope="module")
 def export(new_database, airflow_db, tmp_path_factory, clock):
     from aim import db
-    from aim.dag_factory import build_ingest_dag
-    from aim.measures.dag import build_measures_dag
+    from aim.dag_builders.ingest import build_ingest_dag
+    from aim.dag_builders.measures import build_measures_dag
     from aim.migrations import migrate
     from aim.publish.publication import publish
     from aim.settings import sources_dir

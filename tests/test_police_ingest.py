@@ -10,15 +10,17 @@ import csv
 import datetime as dt
 import io
 import uuid
+from urllib.parse import quote
 
 import pytest
 
-from aim.dag_factory import build_ingest_dag
-from aim.publish.dag import build_publish_dag
+from aim.dag_builders.ingest import build_ingest_dag
+from aim.dag_builders.publish import build_publish_dag
 from aim.sources import load_source_config
 from aim.settings import sources_dir
 from aim_demo import mpd_rms
 from aim_demo.databases import libpq_dsn, query
+from alert_receivers import Webhook, webhook_server
 
 DATASET = "mpd-crime-incidents"
 LATEST_CSV = f"latest/{DATASET}/{DATASET}.csv"
@@ -227,15 +229,24 @@ def test_new_and_changed_incidents_move_exactly(police, clock):
     assert {exported[n]["location"] for n in changed} == {"100 BLOCK E WELLS ST"}  # generalized
 
 
-def test_bad_batch_is_quarantined_untouched_and_merges_once_fixed(police):
+def test_bad_batch_is_quarantined_untouched_and_merges_once_fixed(police, monkeypatch):
     before = (police.core_fingerprint(), police.watermark(), police.export_object())
     bad_district, future = sorted(r["incident_num"] for r in mpd_rms.read_wibr()[200:202])
     mpd_rms.amend_incidents(police.rms, [bad_district], police=9)
     mpd_rms.amend_incidents(police.rms, [future], reported_at="2099-01-01 00:00:00")
 
-    state, log = police.run()
+    Webhook.received.clear()
+    with webhook_server() as hook:  # IT operations' alert channel
+        host, port = hook.server_address[:2]
+        monkeypatch.setenv("AIRFLOW_CONN_AIM_ALERTS_WEBHOOK", f"http://{host}:{port}/aim")
+        state, log = police.run()
 
     assert state == "failed"
+    (alert,) = [post["json"] for post in Webhook.received]  # one alert: the publication after it succeeded
+    assert (alert["kind"], alert["source"], alert["batch_id"], alert["task_id"]) == \
+        ("batch quarantined", "mpd_crime_incidents", log["batch_id"], "validate")
+    assert alert["url"].endswith(f"/dags/ingest_mpd_crime_incidents/runs/{quote(alert['run_id'], safe='')}")
+    assert "expect_column_values_to_be_in_set on police" in alert["reason"]
     assert (log["status"], log["quality_outcome"]) == ("failed", "failed")
     message = log["message"]
     assert "mpd_crime_incidents" in message and log["batch_id"] in message

@@ -32,10 +32,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from aim import db
-from aim.dag_factory import build_ingest_dag
+from aim.dag_builders.ingest import build_ingest_dag
 from aim.landing import derived_key
-from aim.measures.dag import build_measures_dag
-from aim.publish.dag import build_publish_dag
+from aim.dag_builders.measures import build_measures_dag
+from aim.dag_builders.publish import build_publish_dag
 from aim.publish.datasets import DatasetConfig, SmallCells, inventory
 from aim.publish.formats import Column, write_formats
 from aim.publish.projection import Rows, public_projection, suppress_small_cells

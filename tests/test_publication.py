@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from aim.dag_factory import build_ingest_dag
-from aim.measures.dag import build_measures_dag
+from aim.dag_builders.ingest import build_ingest_dag
+from aim.dag_builders.measures import build_measures_dag
 from aim.publish.catalog import validate_catalog
-from aim.publish.dag import build_publish_dag
+from aim.dag_builders.publish import build_publish_dag
 from aim.publish.datasets import inventory
 from aim.settings import datasets_dir, sources_dir
 from aim.sources import load_source_config, source_config_paths

@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from aim import quarantine
-from aim.dag_factory import build_ingest_dag
-from aim.publish.dag import build_publish_dag
-from aim.review_dag import build_review_dag
+from aim.dag_builders.ingest import build_ingest_dag
+from aim.dag_builders.publish import build_publish_dag
+from aim.dag_builders.review import build_review_dag
 from aim.settings import sources_dir
 from aim.sources import load_source_config
 from aim_demo import mpd_rms

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from aim import settings
-from aim.dag_factory import dag_id_for
+from aim.dag_builders.ingest import dag_id_for
 from aim.generated_checks import SuiteError, generated_expectations, read_suite, repeats_generated, watermark_rule
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN

@@ -1,4 +1,4 @@
-"""The `aim_measures` run's steps: what each task of the DAG (`aim.measures.dag`) does.
+"""The `aim_measures` run's steps: what each task of the DAG (`aim.dag_builders.measures`) does.
 
 A run is either
 

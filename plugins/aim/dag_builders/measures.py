@@ -6,8 +6,6 @@ this module only wires them.
 """
 from __future__ import annotations
 
-import datetime as dt
-import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -16,9 +14,6 @@ from aim.measures.files import MeasureError
 from aim.measures.runs import (
     DAG_ID, MONTH_PATTERN, OWNER, finish_run, measure_sources, record_failure, recompute_values, start_and_sync,
 )
-
-log = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------- the DAG
 
@@ -38,15 +33,10 @@ def _no_retry_for(errors: tuple[type[BaseException], ...]) -> Iterator[None]:
         raise AirflowFailException(str(err)) from err
 
 
-def _on_task_failure(context) -> None:
-    """Record the failed run in ops.measure_run with the reason (never hiding the task's own failure)."""
-    try:
-        record_failure(
-            run_id=context["run_id"], dag_id=DAG_ID, task_id=context["task_instance"].task_id,
-            error=context.get("exception"),
-        )
-    except Exception:
-        log.exception("could not record the failure of %s run %s", DAG_ID, context.get("run_id"))
+def _record_failure(context) -> None:
+    """Record the failed run in ops.measure_run with the reason."""
+    record_failure(run_id=context["run_id"], dag_id=DAG_ID, task_id=context["task_instance"].task_id,
+                   error=context.get("exception"))
 
 
 def build_measures_dag(folder: Path | None = None):
@@ -57,17 +47,14 @@ def build_measures_dag(folder: Path | None = None):
     from aim.assets import measure_values_asset
 
     from aim.assets import core_asset
-    from aim.dag_factory import START_DATE, retry_delay_seconds
+    from aim.dag_builders.defaults import dag_arguments, failure_callbacks
 
     sources = measure_sources(folder)
-    with DAG(
-        dag_id=DAG_ID,
+    with DAG(**dag_arguments(
+        dag_id=DAG_ID, owner=OWNER, tags=["aim", "measures"], failure=failure_callbacks(DAG_ID, _record_failure),
         description="AIM measures: registry sync and measure values, when their sources have new data",
         schedule=AssetAny(*[core_asset(source) for source in sources]),
-        start_date=START_DATE,
-        catchup=False,
         max_active_runs=1,  # runs share the incremental watermark and rewrite the same values
-        tags=["aim", "measures"],
         params={
             "start_month": Param(
                 None, type=["null", "string"], pattern=MONTH_PATTERN, title="Backfill from month (YYYY-MM)",
@@ -83,14 +70,6 @@ def build_measures_dag(folder: Path | None = None):
                 title="Backfill only these measures", description="Measure codes, e.g. SAF-01; empty: every measure.",
             ),
         },
-        default_args={
-            "owner": OWNER,
-            "retries": 2,
-            "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
-            "retry_exponential_backoff": True,
-            "execution_timeout": dt.timedelta(hours=1),
-            "on_failure_callback": _on_task_failure,
-        },
         doc_md=(
             "### AIM measures\n\nSyncs the AIM registry (`core.bmo_aim_registry`) into versioned measures and "
             "targets, refreshes the sources' coverage, then recomputes the measures in `sql/measures/` into "
@@ -99,7 +78,7 @@ def build_measures_dag(folder: Path | None = None):
             "Analysts read the results in `marts`. Runs: `ops.measure_run`.\n\n"
             f"Triggered by new data in: {', '.join(f'`core.{s}`' for s in sources)}."
         ),
-    ) as dag:
+    )) as dag:
 
         @task
         def sync_registry(**context) -> dict:

@@ -5,8 +5,8 @@ reads an Airflow Variable, so parsing stays fast and never fails for want of a s
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
@@ -14,14 +14,8 @@ from airflow.sdk import DAG, task
 
 from aim import pipeline, settings
 from aim.assets import core_asset
+from aim.dag_builders.defaults import dag_arguments, failure_callbacks
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
-
-START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def retry_delay_seconds() -> float:
-    """First retry delay (doubling after): AIM_RETRY_DELAY_SECONDS, default 120; the demo uses less."""
-    return float(os.environ.get("AIM_RETRY_DELAY_SECONDS", "120"))
 
 
 def dag_id_for(config: SourceConfig) -> str:
@@ -32,23 +26,22 @@ def _tag(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _on_task_failure(config: SourceConfig):
-    def callback(context) -> None:
-        """Record the failed run in ops.run_log with the reason (runs in the worker, beside the task)."""
-        try:
-            pipeline.record_failure(
-                config,
-                run_id=context["run_id"],
-                dag_id=dag_id_for(config),
-                task_id=context["task_instance"].task_id,
-                error=context.get("exception"),
-            )
-        except Exception:  # the callback must never hide the task's own failure
-            import logging
+def _failure(config: SourceConfig) -> list:
+    """Record the failed run in ops.run_log with the reason, and alert: a batch that failed its
+    quality gate is 'batch quarantined', any other failure 'run failed'."""
+    from aim import alerts
 
-            logging.getLogger(__name__).exception("could not record the failure of %s", config.source)
+    def record(context) -> None:
+        pipeline.record_failure(config, run_id=context["run_id"], dag_id=dag_id_for(config),
+                                task_id=context["task_instance"].task_id, error=context.get("exception"))
 
-    return callback
+    def alert_of(context) -> alerts.Alert:
+        alert = alerts.failed_run_alert(context, source=config.source)
+        if isinstance(context.get("exception"), pipeline.QualityGateFailed):
+            return dataclasses.replace(alert, kind="batch quarantined")
+        return alert
+
+    return failure_callbacks(config.source, record, alert_of)
 
 
 def build_ingest_dag(config: SourceConfig) -> DAG:
@@ -56,26 +49,20 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
     merge, `announce_changes` emits the source's core asset when rows changed. Publishing is
     `publish_open_data`'s alone: it runs on that asset, so an export failure never fails an ingest."""
     with DAG(
-        dag_id=dag_id_for(config),
-        description=f"{config.department}: {config.system}",
-        schedule=config.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,  # runs of one source share its watermark: one at a time
-        tags=["ingest", f"department:{_tag(config.department)}", f"kind:{config.kind}"],
-        default_args={
-            "owner": config.owner,
-            "retries": 2,
-            "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
-            "retry_exponential_backoff": True,
-            "execution_timeout": dt.timedelta(minutes=config.task_timeout_minutes),  # a hung source never holds a slot
-            "on_failure_callback": _on_task_failure(config),
-        },
-        doc_md=(
-            f"### {config.department}: {config.system}\n\n{config.description}\n\n"
-            f"Source `{config.source}` ({config.kind}, connection `{config.connection_id}`), "
-            f"checked by `expectations/{config.expectation_suite}`, merged into `core.{config.source}`."
-        ),
+        **dag_arguments(
+            dag_id=dag_id_for(config), owner=config.owner,
+            tags=["ingest", f"department:{_tag(config.department)}", f"kind:{config.kind}"],
+            failure=_failure(config),
+            timeout=dt.timedelta(minutes=config.task_timeout_minutes),
+            description=f"{config.department}: {config.system}",
+            schedule=config.schedule,
+            max_active_runs=1,  # runs of one source share its watermark: one at a time
+            doc_md=(
+                f"### {config.department}: {config.system}\n\n{config.description}\n\n"
+                f"Source `{config.source}` ({config.kind}, connection `{config.connection_id}`), "
+                f"checked by `expectations/{config.expectation_suite}`, merged into `core.{config.source}`."
+            ),
+        )
     ) as dag:
 
         @task

@@ -7,11 +7,10 @@ good release.
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from aim.assets import core_asset, measure_values_asset
+from aim.dag_builders.defaults import dag_arguments, failure_callbacks
 from aim.publish.datasets import inventory
 
 DAG_ID = "publish_open_data"
@@ -20,21 +19,17 @@ DAG_ID = "publish_open_data"
 def build_publish_dag() -> DAG:
     """One DAG, one task: `aim.publish.publication.publish` over the whole inventory."""
     sources = sorted({d.source for d in inventory() if d.released and d.source})
-    with DAG(
-        dag_id=DAG_ID,
+    with DAG(**dag_arguments(
+        dag_id=DAG_ID, owner="open-data-program", tags=["publish", "open-data"],
+        failure=failure_callbacks(DAG_ID),  # its runs are in ops.dataset_release and Airflow's own log
         description="Open data sets, scorecard, manifest and DCAT-US catalog for the city's portal",
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable("0 6 * * *", timezone="America/Chicago"),
             assets=AssetAny(*[core_asset(s) for s in sources], measure_values_asset()),
         ),
-        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-        catchup=False,
         max_active_runs=1,
-        tags=["publish", "open-data"],
-        default_args={"owner": "open-data-program", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
-                      "execution_timeout": dt.timedelta(hours=1)},
         doc_md=__doc__,
-    ) as dag:
+    )) as dag:
 
         @task
         def publish(**context) -> dict:

@@ -5,30 +5,28 @@ note. A release emits the source's core asset, so what reads that source runs ag
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, AssetAlias, Param, task
+
+from aim.dag_builders.defaults import dag_arguments, failure_callbacks
 
 RELEASED = AssetAlias("aim-released-batches")
 
 
 def build_review_dag() -> DAG:
     """One manually triggered DAG with one task, calling `aim.quarantine`."""
-    with DAG(
-        dag_id="quarantine_review",
+    with DAG(**dag_arguments(
+        dag_id="quarantine_review", owner="data-platform", tags=["quality", "ops"],
+        failure=failure_callbacks("quarantine_review"),  # a refused review: its reason goes to the reviewer's channels
+        retries=0,  # a review is one decision by a person: it is not repeated behind their back
         description="Release or discard a quarantined batch after review",
         schedule=None,
-        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-        catchup=False,
-        tags=["quality", "ops"],
-        default_args={"owner": "data-platform", "retries": 0, "execution_timeout": dt.timedelta(hours=1)},
         params={
             "batch_id": Param("", type="string", minLength=1, description="the quarantined batch's id"),
             "action": Param("release", enum=["release", "discard"]),
             "note": Param("", type="string", minLength=3, description="why: kept in ops.batch.review_note"),
         },
         doc_md=__doc__,
-    ) as dag:
+    )) as dag:
 
         @task(outlets=[RELEASED])
         def review(params: dict, outlet_events=None) -> dict:
