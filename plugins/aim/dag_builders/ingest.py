@@ -12,7 +12,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, task
 
-from aim import pipeline, settings
+from aim import lineage, pipeline, settings
 from aim.assets import core_asset
 from aim.dag_builders.defaults import dag_arguments, failure_callbacks
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
@@ -79,16 +79,18 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
             from aim.connections import source_access
 
             conn = Connection.get(config.connection_id) if config.connection_id else None
-            return pipeline.extract_and_land(
-                config, access=source_access(config, conn), run_id=context["run_id"], batch_id=batch_id
-            )
+            access = source_access(config, conn)
+            lineage.landed(context, config, access)
+            return pipeline.extract_and_land(config, access=access, run_id=context["run_id"], batch_id=batch_id)
 
         @task(retries=0)  # a failed quality gate is not transient: retrying would fail the same way
         def validate(batch_id: str, **context) -> dict:
+            lineage.validated(context, config)
             return pipeline.validate(config, run_id=context["run_id"], batch_id=batch_id)
 
         @task
         def merge(batch_id: str, **context) -> dict:
+            lineage.merged(context, config)
             return pipeline.merge(config, run_id=context["run_id"], batch_id=batch_id)
 
         @task(outlets=[core_asset(config.source)])

@@ -87,6 +87,9 @@ def build_measures_dag(folder: Path | None = None):
 
         @task
         def recompute(**context) -> dict:
+            from aim import lineage
+
+            lineage.measured(context, sources)
             with _no_retry_for(PERMANENT_ERRORS):
                 return recompute_values(run_id=context["run_id"], params=context["params"])
 

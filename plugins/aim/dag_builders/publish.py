@@ -33,9 +33,11 @@ def build_publish_dag() -> DAG:
 
         @task
         def publish(**context) -> dict:
+            from aim import lineage
             from aim.publish.publication import publish as publish_all
 
             result = publish_all(run_id=context["run_id"])
+            lineage.published(context, skipped=result.skipped)
             return {"changed": result.changed, "unchanged": result.unchanged, "site": result.site,
                     "skipped": result.skipped}
 
