@@ -88,7 +88,7 @@ def demo() -> int:
         configs = [load_source_config(p) for p in source_config_paths(settings.sources_dir())]
         started = time.time()
         failed = []
-        for dag_id in [*(dag_id_for(c) for c in configs), "aim_measures", "publish_open_data"]:
+        for dag_id in [*(dag_id_for(c) for c in configs), "aim_measures", "publish_open_data", "watch_freshness"]:
             print(f"running {dag_id} (airflow dags test) ...", flush=True)
             result = _airflow(env, "dags", "test", dag_id)
             log_path = local.STATE_DIR / "logs" / f"{dag_id}.log"

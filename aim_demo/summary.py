@@ -35,6 +35,21 @@ def print_publication(warehouse: str, since: dt.datetime) -> None:
         print(f"  {dataset}  {rows} rows")
 
 
+def print_freshness(warehouse: str) -> None:
+    """Each source's freshness at the latest watch_freshness check, and the stale ones with why."""
+    checks = query(warehouse, "SELECT source, status, message FROM ops.source_freshness ORDER BY source")
+    if not checks:
+        return
+    counts: dict[str, int] = {}
+    for _, status, _ in checks:
+        counts[status] = counts.get(status, 0) + 1
+    print("\nfreshness: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+          + "  (SELECT * FROM ops.source_freshness;)")
+    for source, status, message in checks:
+        if status == "stale":
+            print(f"  {source} is stale: {message}")
+
+
 def print_summary(warehouse: str, sources: list[str], since_epoch: float,
                   analyst_passfile: Path | None = None) -> list[dict]:
     """Print the runs table, the export location and how to reach the warehouse; returns the runs.
@@ -61,6 +76,7 @@ def print_summary(warehouse: str, sources: list[str], since_epoch: float,
             print(f"\n{r['source']} failed: {r['message']}")
     print_publication(warehouse, dt.datetime.fromtimestamp(since_epoch, dt.timezone.utc))
     print_quality(warehouse)
+    print_freshness(warehouse)
     print_scorecard(warehouse)
     print(f"\nexports:   {settings.export_url()}/latest/ (CSV, JSON, Parquet, Table Schema per data set), "
           f"archive/, manifest.json, catalog/data.json")

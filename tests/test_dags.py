@@ -17,7 +17,7 @@ from aim.sources import load_source_config, source_config_paths
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 # The platform's DAGs besides one ingest DAG per source file (aim.dag_builders).
-PLATFORM_DAGS = {"aim_measures", "publish_open_data", "quarantine_review"}
+PLATFORM_DAGS = {"aim_measures", "publish_open_data", "quarantine_review", "watch_freshness"}
 # Tasks a retry cannot help: a failed quality gate fails the same way; a review is a person's decision.
 NOT_RETRIED = {("ingest", "validate"), ("quarantine_review", "review")}
 

@@ -55,3 +55,17 @@ def test_not_yaml_is_refused(tmp_path):
     path.write_text("source: [unclosed")
     with pytest.raises(SourceConfigError, match="not valid YAML"):
         load_source_config(path)
+
+
+def test_a_negative_freshness_promise_is_refused_naming_the_field(tmp_path):
+    with pytest.raises(SourceConfigError, match=r"field 'freshness\.max_age_days': Input should be greater than or "
+                                                r"equal to 0") as err:
+        load_source_config(_write(tmp_path, freshness={"max_age_days": -1}))
+    assert str(tmp_path / "broken.yaml") in str(err.value)
+
+
+def test_a_freshness_block_needs_its_promise(tmp_path):
+    with pytest.raises(SourceConfigError, match=r"field 'freshness\.max_age_days': Field required"):
+        load_source_config(_write(tmp_path, freshness={}))
+    # no block at all: no promise (the registry makes none)
+    assert load_source_config(sources_dir() / "bmo_aim_registry.yaml").freshness is None

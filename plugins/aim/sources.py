@@ -147,6 +147,18 @@ class Coverage(Strict):
         return self
 
 
+class Freshness(Strict):
+    """How fresh the source's data must be (`aim.freshness`); IT operations is alerted when it is not.
+
+    The source's data is as of the newest day it delivered data for: by its `coverage` date column
+    when it has one (a monthly source: the first day of its newest month), else the day of its
+    last successful run that loaded rows. It is stale when that day is more than `max_age_days`
+    days before today (Milwaukee's date).
+    """
+
+    max_age_days: int = Field(ge=0, le=366, description="the newest data is at most this many days before today")
+
+
 class SourceConfig(Strict):
     """Everything the platform needs to ingest one departmental source."""
 
@@ -165,6 +177,9 @@ class SourceConfig(Strict):
     quality: Quality = Quality()
     coverage: Coverage | None = Field(
         None, description="which days the data covers and when they are settled; required for a source a measure reads"
+    )
+    freshness: Freshness | None = Field(
+        None, description="how fresh the data must be; none: no promise (its freshness is still recorded)"
     )
     task_timeout_minutes: int = Field(60, ge=1, le=24 * 60, description="each task of a run fails after this long")
     description: str = ""

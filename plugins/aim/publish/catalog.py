@@ -21,7 +21,15 @@ What `validate_catalog` checks:
 - jsonschema's installed draft-4 format checkers (email, ipv4, ipv6, regex) stay on, though the
   DCAT-US schemas use none of them (hasEmail is a pattern, not format "email");
 - one rule beyond the schema: data set identifiers are unique in the catalog (DCAT-US says an
-  identifier is unique within the publisher's catalog).
+  identifier is unique within the publisher's catalog);
+- the platform's two extension fields (`EXTENSION_FIELDS`), which the schema lets through
+  unchecked: `dataAsOf` is an ISO 8601 date or month, `dataLate` a boolean.
+
+Extension fields: DCAT-US 1.1 has no field for how fresh a data set's data is (`modified` is when
+the published data last changed; `temporal` the range the rows cover). Its dataset schema does not
+forbid other properties, so each entry whose data set projects a source carries `dataAsOf` (the
+newest day the source delivered data for, `aim.freshness`) and, when the source promises
+freshness, `dataLate`. Harvesters that do not know them ignore them.
 
 What it does not check: that URLs resolve, that dates are real calendar dates beyond the
 patterns, that temporal's start is before its end, that mediaType matches the file, that the
@@ -49,6 +57,17 @@ CONFORMS_TO = "https://project-open-data.cio.gov/v1.1/schema"
 CATALOG_SCHEMA_URL = "https://project-open-data.cio.gov/v1.1/schema/catalog.json"
 ACCESS_LEVELS = ("public", "restricted public", "non-public")
 DICTIONARY_MEDIA_TYPE = "application/json"  # the data dictionaries are Table Schema JSON
+# Fields of a data set entry beyond DCAT-US 1.1 (its dataset schema sets no additionalProperties, and
+# Project Open Data allows extending it): how fresh the data is, which no DCAT-US field says.
+EXTENSION_FIELDS = {
+    "dataAsOf": "The newest day the data set's source delivered data for, as an ISO 8601 date (YYYY-MM-DD, "
+                "Milwaukee's date), or month (YYYY-MM) for a monthly source. Not `modified` (when the "
+                "published data last changed) nor the end of `temporal` (the range of the published rows' "
+                "date column, for the data sets that name one).",
+    "dataLate": "true when dataAsOf is older than the source promises (dags/sources/<source>.yaml, "
+                "freshness.max_age_days), as of the publication; absent when the source makes no promise.",
+}
+_AS_OF = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -132,6 +151,8 @@ def dataset_entry(
     spatial: str | None = None,
     is_part_of: str | None = None,
     issued=None,
+    data_as_of: str | None = None,
+    data_late: bool | None = None,
 ) -> dict:
     """A DCAT-US `dcat:Dataset` entry.
 
@@ -139,8 +160,10 @@ def dataset_entry(
     missing); `publisher` an org:Organization; `modified`/`issued` are ISO 8601 (see `iso_time`;
     `modified` is when the DATA last changed); `temporal` is "start/end" (a string, or a
     (start, end) pair of dates/aware datetimes/strings); `describedBy` (the Table Schema URL)
-    comes with describedByType application/json; `keyword` and `theme` are lists. Optional values
-    passed as None are left out. It does not validate: run `validate_catalog` on the catalog.
+    comes with describedByType application/json; `keyword` and `theme` are lists. The two
+    extension fields (see EXTENSION_FIELDS): `dataAsOf` (`data_as_of`, an ISO 8601 date or month)
+    and `dataLate` (`data_late`). Optional values passed as None are left out. It does not
+    validate: run `validate_catalog` on the catalog.
     """
     email = contact_email if contact_email.startswith("mailto:") else f"mailto:{contact_email}"
     entry: dict = {
@@ -174,6 +197,12 @@ def dataset_entry(
         entry["spatial"] = spatial
     if is_part_of is not None:
         entry["isPartOf"] = is_part_of
+    if data_as_of is not None:
+        if not _AS_OF.match(data_as_of):
+            raise ValueError(f"dataAsOf must be an ISO 8601 date or month (YYYY-MM-DD, YYYY-MM), got {data_as_of!r}")
+        entry["dataAsOf"] = data_as_of
+    if data_late is not None:
+        entry["dataLate"] = bool(data_late)
     entry["distribution"] = list(distributions)
     return entry
 
@@ -300,4 +329,9 @@ def validate_catalog(doc: dict) -> list[str]:
                     found.add((f"dataset[{i}].identifier", f"{ident!r} repeats dataset[{seen[ident]}].identifier"))
                 else:
                     seen[ident] = i
+            if isinstance(entry, dict):
+                if "dataAsOf" in entry and not (isinstance(entry["dataAsOf"], str) and _AS_OF.match(entry["dataAsOf"])):
+                    found.add((f"dataset[{i}].dataAsOf", f"{entry['dataAsOf']!r} is not an ISO 8601 date or month"))
+                if "dataLate" in entry and not isinstance(entry["dataLate"], bool):
+                    found.add((f"dataset[{i}].dataLate", f"{entry['dataLate']!r} is not a boolean"))
     return [f"{path}: {message}" for path, message in sorted(found)]

@@ -5,7 +5,9 @@
 
 The page is built from what catalog/data.json is built from: the inventory (dags/datasets/*.yaml)
 and the publication records (ops.dataset_release). Per released data set: its description,
-department, update frequency, when its data last changed and its row count, a download in each
+department, update frequency, its source's newest data (`aim.freshness`: the newest day the source
+delivered data for, with a "Late" note when that is older than the source promises), when its
+published data last changed and its row count, a download in each
 format, its data dictionary (the fields of the published `<id>.schema.json`), its archive by date and the scorecard measures computed
 from it. A released data set not published yet is listed as such, without a link: the page never
 links to a file that does not exist. Then the public data sets that are planned (inventoried,
@@ -19,13 +21,14 @@ import re
 from typing import Any, Callable
 
 from aim import clock, db, settings
+from aim.freshness import current as current_freshness
 from aim.measures import MeasureError, parse_measure_file
 from aim.measures.files import file_name_for_code
 from aim.publish.datasets import DatasetConfig
 from aim.publish.formats import CSV_FORMULA_NOTE
 from aim.publish.site import (DATA_PAGE, DEFAULT_TITLE, INDEX_PAGE, _as_of_html, _details_table, _e, _site_pages,
-                              dataset_anchor, format_as_of, frequency_words, measure_anchors, page_shell,
-                              relative_href)
+                              dataset_anchor, format_as_of, freshness_html, frequency_words, measure_anchors,
+                              page_shell, relative_href)
 
 CATALOG_PATH = "catalog/data.json"  # beside site/, under the export root
 # The files of a published data set: (extension, format, media type, what the file type is).
@@ -83,9 +86,10 @@ def _fields(dataset: DatasetConfig, read_file: Callable[[str], bytes | None]) ->
             for f in json.loads(found)["fields"]]
 
 
-def _entry(dataset: DatasetConfig, releases: list[tuple], measures: list[str], base: str) -> dict:
+def _entry(dataset: DatasetConfig, releases: list[tuple], measures: list[str], base: str,
+           freshness: dict | None = None) -> dict:
     """A data set as the page lists it, from its releases (newest first): downloads, dictionary and
-    archive only when it has been published."""
+    archive only when it has been published; `freshness`, its source's (None: it has no source)."""
     latest = f"{base}latest/{dataset.id}/{dataset.id}"
     archive, seen = [], set()
     for _released_at, _rows, path in releases:
@@ -100,6 +104,7 @@ def _entry(dataset: DatasetConfig, releases: list[tuple], measures: list[str], b
         "id": dataset.id, "title": dataset.title, "description": dataset.public_description,
         "department": dataset.department, "frequency": frequency_words(dataset.accrual_periodicity),
         "data_as_of": _iso(releases[0][0]) if published else None,
+        "freshness": freshness,
         "rows": int(releases[0][1]) if published else None,
         "downloads": [{"format": name, "href": f"{latest}.{ext}", "media_type": media, "file_type": kind}
                       for ext, name, media, kind in DOWNLOADS] if published else [],
@@ -114,13 +119,14 @@ def _entry(dataset: DatasetConfig, releases: list[tuple], measures: list[str], b
 
 
 def open_data_page_data(url: str, datasets: list[DatasetConfig], read_file: Callable[[str], bytes | None],
-                        base: str = "../") -> dict:
+                        base: str = "../", freshness: dict[str, dict] | None = None) -> dict:
     """The open data page's data (JSON-like): `catalog_href`; `released`, every released data set in
     inventory order, published or not (then without downloads, dictionary or archive); `planned`, the
     public data sets neither released nor retired, by release priority; `retired`, those with an
     archive. `read_file(relpath)` reads a published file under the export root (the data
     dictionaries shown are the published `.schema.json` files); `base` is the export root relative
-    to the site folder."""
+    to the site folder. Each released data set of a source has its source's `freshness`
+    (`aim.freshness.SourceFreshness.public()`): from `freshness` by source, else computed now."""
     released = [d for d in datasets if d.released]
     retired = [d for d in datasets if d.release_status == "retired"]
     planned = sorted((d for d in datasets if d.sensitivity == "public" and not d.released
@@ -132,9 +138,13 @@ def open_data_page_data(url: str, datasets: list[DatasetConfig], read_file: Call
         for dataset_id, *release in cur.fetchall():
             releases.setdefault(dataset_id, []).append(tuple(release))
         measures = _measures_by_source(cur)
+    if freshness is None:
+        freshness = {source: f.public() for source, f in
+                     current_freshness(url, {d.source for d in released if d.source}).items()}
     entries = []
     for dataset in released:
-        entry = _entry(dataset, releases.get(dataset.id, []), measures.get(dataset.source or "", []), base)
+        entry = _entry(dataset, releases.get(dataset.id, []), measures.get(dataset.source or "", []), base,
+                       freshness.get(dataset.source or ""))
         if entry["downloads"]:
             entry["fields"] = _fields(dataset, read_file)
         entries.append(entry)
@@ -182,6 +192,8 @@ def _license_html(license_uri: Any) -> str:
 def _facts_html(entry: dict) -> str:
     facts = [("Department", _e(entry.get("department"))),
              ("Updated", _e(entry.get("frequency")))]
+    if entry.get("freshness") is not None:  # its source's newest data, and whether it is late
+        facts.append(("Newest data", freshness_html(entry["freshness"])))
     as_of = entry.get("data_as_of")
     facts.append(("Data as of", f'<time datetime="{_e(as_of)}">{_e(format_as_of(as_of))}</time>' if as_of
                   else '<span class="missing">Not published yet</span>'))

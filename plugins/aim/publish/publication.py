@@ -10,6 +10,10 @@ For each released data set (approved or published in the inventory) whose conten
 4. then `manifest.json` (every file: size, rows, SHA-256, the run that wrote it);
 5. and last `catalog/data.json` (DCAT-US 1.1), validated before it is written.
 
+The site and the catalog show how fresh each source's data is (`aim.freshness`, computed at
+publication as the hourly watch computes it, not recorded): its newest day, and whether that is
+older than the source promises.
+
 A data set whose CSV has the same SHA-256 as the one published is not rewritten and keeps its
 `modified` date. A data set whose source has not loaded yet (no `core.<source>`) is skipped with a
 warning; the others, the site, the manifest and the catalog still publish. A publication that dies at any point leaves the previous manifest and catalog
@@ -32,6 +36,7 @@ import sqlalchemy as sa
 from psycopg2 import sql
 
 from aim import clock, db, settings
+from aim.freshness import current as current_freshness
 from aim.publish.catalog import catalog, catalog_json, dataset_entry, distribution, validate_catalog
 from aim.publish.datasets import DatasetConfig, inventory
 from aim.publish.formats import write_formats
@@ -187,15 +192,17 @@ def _publish_locked(url, target, everything, chosen, run_id, today, *, site: boo
                     (dataset.id, run_id, csv_file.sha256, csv_file.rows, archive),
                 )
             result.changed.append(dataset.id)
+        # how fresh each source is now (aim.freshness, not recorded): on the site and in the catalog
+        freshness = {source: f.public() for source, f in current_freshness(url).items()}
         if site:
-            result.site = publish_site(url, target, everything)
+            result.site = publish_site(url, target, everything, freshness)
         newest = max(entries.values(), key=lambda e: (e["modified"], e["path"]), default=None)
         doc = manifest(sorted(entries.values(), key=lambda e: e["path"]),
                        generated_by_run=newest["run_id"] if newest else run_id,
                        generated_at=newest["modified"] if newest else now)
         manifest_file = Path(tmp) / "manifest.json"
         manifest_file.write_bytes(manifest_json(doc))
-        catalog_doc = build_catalog(url, target, everything)
+        catalog_doc = build_catalog(url, target, everything, freshness)
         problems = validate_catalog(catalog_doc)
         if problems:
             raise PublicationError("catalog/data.json does not validate against DCAT-US 1.1: " + "; ".join(problems))
@@ -206,9 +213,15 @@ def _publish_locked(url, target, everything, chosen, run_id, today, *, site: boo
     return result
 
 
-def build_catalog(url: str, target: ExportTarget, everything: list[DatasetConfig]) -> dict:
-    """The DCAT-US catalog of released and retired data sets, `modified` being when data last changed."""
+def build_catalog(url: str, target: ExportTarget, everything: list[DatasetConfig],
+                  freshness: dict[str, dict] | None = None) -> dict:
+    """The DCAT-US catalog of released and retired data sets, `modified` being when data last changed.
+    A released data set of a source also carries the source's freshness (`freshness` by source, as
+    `aim.freshness.SourceFreshness.public()`; computed now when None): `dataAsOf`, and `dataLate`
+    when the source promises freshness (see `aim.publish.catalog.EXTENSION_FIELDS`)."""
     base = public_base_url(target)
+    if freshness is None:
+        freshness = {source: f.public() for source, f in current_freshness(url).items()}
     entries = []
     with db.transaction(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT dataset, max(released_at) FROM ops.dataset_release GROUP BY dataset")
@@ -220,7 +233,10 @@ def build_catalog(url: str, target: ExportTarget, everything: list[DatasetConfig
             latest = f"{base}latest/{dataset.id}/{dataset.id}"
             dictionary = f"{latest}.schema.json"
             retired = dataset.release_status == "retired"
+            fresh = (freshness.get(dataset.source) if dataset.source and not retired else None) or {}
             entries.append(dataset_entry(
+                data_as_of=fresh.get("newest"),
+                data_late=None if fresh.get("status") not in ("fresh", "stale") else fresh["status"] == "stale",
                 identifier=f"{base}latest/{dataset.id}/",
                 title=dataset.title + (" (retired)" if retired else ""),
                 description=("Retired: no longer updated; the archive stays available. " if retired else "")

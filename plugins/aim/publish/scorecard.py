@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from aim import clock, db, settings
+from aim.freshness import current as current_freshness
 from aim.measures import MeasureError, add_months, fiscal_year_of, parse_measure_file
 from aim.measures.files import file_name_for_code
 from aim.publish.datasets import DatasetConfig
@@ -72,11 +73,12 @@ def _definition(code: str, recorded: tuple | None) -> tuple[dict | None, list[st
             "computed_with": None if sha256 is None else hashlib.sha256(content).hexdigest() == sha256}, list(sources)
 
 
-def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
+def scorecard_data(url: str, datasets: list[DatasetConfig], freshness: dict[str, dict] | None = None) -> dict:
     """The site's data: the four priorities, each measure's latest citywide value against its target
     (or why there is none), its monthly trend, its fiscal quarters and years, its district
     breakdown, its department's notes (newest month first), its definition file and source data sets, the data's as-of time, and links to the
-    data sets."""
+    data sets. Each source of a measure has its `freshness` (`aim.freshness.SourceFreshness.public()`,
+    None for a source without configuration): from `freshness` by source, else computed now."""
     fiscal_year = fiscal_year_of(clock.local_today(), settings.fiscal_year_start_month())[0]
     with db.transaction(url) as conn, conn.cursor() as cur:
         # every current measure, with its latest citywide month if it has one
@@ -161,6 +163,13 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
                                       for d in released if d.source == source]}
                         for source in sources],
         })
+    if freshness is None:
+        freshness = {source: f.public() for source, f in current_freshness(
+            url, {s["source"] for measures in priorities.values() for m in measures for s in m["sources"]}).items()}
+    for measures in priorities.values():
+        for measure in measures:
+            for source in measure["sources"]:
+                source["freshness"] = freshness.get(source["source"])
     ordered = sorted(priorities.items(), key=lambda kv: next(
         (i for i, word in enumerate(PRIORITY_ORDER) if kv[0].startswith(word)), len(PRIORITY_ORDER)))
     return {
@@ -171,13 +180,18 @@ def scorecard_data(url: str, datasets: list[DatasetConfig]) -> dict:
     }
 
 
-def publish_site(url: str, target: ExportTarget, datasets: list[DatasetConfig]) -> list[str]:
+def publish_site(url: str, target: ExportTarget, datasets: list[DatasetConfig],
+                 freshness: dict[str, dict] | None = None) -> list[str]:
     """Render the scorecard (with its measures' definition files) and the open data page (data.html)
-    and publish the files that changed under `site/`; returns their paths."""
+    and publish the files that changed under `site/`; returns their paths. `freshness`: the sources'
+    freshness by source (`SourceFreshness.public()`), else computed now."""
     from aim.publish.open_data_page import open_data_page_data
 
     written = []
-    page = {**scorecard_data(url, datasets), "catalog": open_data_page_data(url, datasets, target.read_bytes)}
+    if freshness is None:
+        freshness = {source: f.public() for source, f in current_freshness(url).items()}
+    page = {**scorecard_data(url, datasets, freshness),
+            "catalog": open_data_page_data(url, datasets, target.read_bytes, freshness=freshness)}
     with tempfile.TemporaryDirectory(prefix="aim-site-") as tmp:
         for path in render_site(page, Path(tmp)):
             relpath = f"site/{path.relative_to(tmp).as_posix()}"

@@ -239,6 +239,29 @@ def _as_of_html(as_of: Any) -> str:
             else '<span class="missing">unknown</span>')
 
 
+def _days(count: Any) -> str:
+    number = int(_number(count) or 0)
+    return f"{number:,} day{'' if number == 1 else 's'}"
+
+
+def freshness_html(freshness: Any) -> str:
+    """A source's freshness (aim.freshness.SourceFreshness.public()) as the pages show it: the newest
+    day it has data for ('YYYY-MM-DD'; a monthly source's newest month, 'YYYY-MM'), and when that is
+    older than the source promises, a visible 'Late: newest data is N days old, promised within M
+    days'. '' when there is nothing to show (not a dict)."""
+    if not isinstance(freshness, dict):
+        return ""
+    newest = str(freshness.get("newest") or "")
+    if not newest:
+        return '<span class="missing">None yet</span>'
+    text = format_period(newest) if PERIOD.match(newest) else format_as_of(newest)
+    shown = f'<time datetime="{_e(newest)}">{_e(text)}</time>'
+    if freshness.get("status") == "stale":
+        shown += (f' <strong class="late">Late: newest data is {_days(freshness.get("age_days"))} old, promised '
+                  f'within {_days(freshness.get("max_age_days"))}</strong>')
+    return shown
+
+
 def site_nav(current: str, pages: list[tuple[str, str]]) -> str:
     """The site navigation (one link per page, the current one marked); '' for a one-page site."""
     if len(pages) < 2:
@@ -376,7 +399,7 @@ def _measure_model(measure: dict, datasets_page: dict[str, dict] | None = None) 
                          # its entry on data.html; a data set listed there but not published yet has no file
                          "page_href": f"{DATA_PAGE[0]}#{dataset_anchor(d.get('id'))}" if listed else None,
                          "published": not listed or bool(listed.get("downloads"))})
-        sources.append({"source": source.get("source"), "datasets": sets})
+        sources.append({"source": source.get("source"), "datasets": sets, "freshness": source.get("freshness")})
     shown, earlier = _commentary(measure, latest["period"])
     return {
         "code": str(measure.get("code") or ""),
@@ -566,18 +589,21 @@ def _provenance_html(model: dict) -> str:
                     f'{_e(definition["name"])}</a> <span class="format">(SQL)</span>{note}</dd></div>')
     items = []
     for source in model["sources"]:
+        # how fresh the source is: its newest data, and a Late note when older than it promises
+        fresh = freshness_html(source.get("freshness"))
+        fresh = f'{SEPARATOR}<span class="freshness">newest data {fresh}</span>' if fresh else ""
         for dataset in source["datasets"]:
             ext = Path(urlsplit(dataset["href"]).path).suffix.lstrip(".").upper()
             if dataset["page_href"]:  # its entry on data.html, and the file itself once it is published
                 file_link = (f'<a href="{_e(dataset["href"])}">{_e(ext or "File")}<span class="visually-hidden">: '
                              f'{_e(dataset["title"])}</span></a>' if dataset["published"] else "not published yet")
                 items.append(f'<li><a href="{_e(dataset["page_href"])}">{_e(dataset["title"])}</a> '
-                             f'<span class="format">({file_link})</span></li>')
+                             f'<span class="format">({file_link})</span>{fresh}</li>')
                 continue
             items.append(f'<li><a href="{_e(dataset["href"])}">{_e(dataset["title"])}</a>'
-                         + (f' <span class="format">({_e(ext)})</span>' if ext else "") + "</li>")
+                         + (f' <span class="format">({_e(ext)})</span>' if ext else "") + f"{fresh}</li>")
         if not source["datasets"]:
-            items.append(f'<li><code>{_e(source["source"])}</code> (not published as open data)</li>')
+            items.append(f'<li><code>{_e(source["source"])}</code> (not published as open data){fresh}</li>')
     if items:
         rows.append(f'<div><dt>Source data</dt><dd><ul class="source-data">{"".join(items)}</ul></dd></div>')
     return f'<dl class="provenance">{"".join(rows)}</dl>' if rows else ""
