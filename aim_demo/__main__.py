@@ -8,6 +8,11 @@
               open psql on the warehouse as aim_analyst (embedded: its password is in .aim/aim_analyst.pgpass)
   stop        stop the embedded warehouse server
   standalone  the Airflow UI (airflow standalone) on http://localhost:8080 over the same setup
+  stack       Airflow as deployed (CeleryExecutor, two Celery workers, redis, PostgreSQL metadata) in the
+              background; UI and REST API on http://127.0.0.1:8080 (aim_demo/stack.py)
+  stack-stop  stop everything `stack` started (the warehouse keeps running: make warehouse-stop)
+  stack-status
+              what the stack runs, and whether each component is alive
   quarantine  review quarantined batches: list | show BATCH | release BATCH --note ... | discard BATCH --note ...
   screenshots [SITE_DIR]
               the docs' screenshots (docs/*.png) from the site `make demo` published (aim_demo/screenshots.py)
@@ -129,6 +134,10 @@ def main(argv: list[str]) -> int:
         with _environment() as env:
             standalone = standalone_environment({**os.environ, **env})
             return subprocess.call([os.path.join(VENV_BIN, "airflow"), "standalone"], env=standalone)
+    if command in ("stack", "stack-stop", "stack-status"):  # Airflow as deployed: aim_demo/stack.py
+        from aim_demo.stack import cli
+
+        return cli(command)
     if command == "quarantine":  # aim.quarantine on the demo warehouse: list, show, release, discard
         os.environ.setdefault("AIM_WAREHOUSE_URL", local.warehouse_url())
         os.environ.update({k: v for k, v in local.airflow_environment().items() if k.startswith("AIM_")})

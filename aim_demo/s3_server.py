@@ -265,14 +265,14 @@ class S3Server:
             weed, owner = int(recorded["weed"]), int(recorded["owner"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if _alive(owner) or not _serves(weed, self.data_dir / "weed"):
+        if alive(owner) or not _serves(weed, self.data_dir / "weed"):
             return False
         try:
             os.killpg(weed, signal.SIGKILL)  # start_new_session: pgid == pid
         except (ProcessLookupError, PermissionError):
             pass
         for _ in range(300):  # up to 30 s for the kernel to reap it and release the lock
-            if not _alive(weed):
+            if not alive(weed):
                 return True
             time.sleep(0.1)
         return False
@@ -451,7 +451,7 @@ def _flock_within(fd: int, seconds: float) -> None:
             time.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aim_demo.s3_server import S3Server, S3ServerError, _alive, find_weed_binary, start_s3_server
+from aim_demo.s3_server import S3Server, S3ServerError, alive, find_weed_binary, start_s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,9 +119,9 @@ def test_a_server_whose_owner_died_is_stopped_by_the_next_start(tmp_path: Path) 
     finally:
         owner.kill()  # the owner dies without stopping its server
         owner.wait()
-    assert _alive(weed), "the orphaned weed still runs, holding the lock"
+    assert alive(weed), "the orphaned weed still runs, holding the lock"
     with start_s3_server(data) as server:
-        assert not _alive(weed)
+        assert not alive(weed)
         assert server.client().get_object(Bucket="kept", Key="k")["Body"].read() == b"before the owner died"
 
 
