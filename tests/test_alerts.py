@@ -6,7 +6,6 @@ connections (`AIRFLOW_CONN_*`). A failing task run with `dag.test()` must alert 
 """
 from __future__ import annotations
 
-import datetime as dt
 import email
 import html
 import json
@@ -19,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from aim.alerts import Alert, failed_run_alert, notifiers_for, scrub, send
+from aim.alerts import Alert, scrub, send
 from alert_receivers import Webhook, webhook_server as receiving_webhook
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

@@ -348,7 +348,7 @@ def render_open_data_html(data: dict) -> str:
     toc = "".join(f'<li><a href="#{dataset_anchor(d.get("id"))}">{_e(d.get("title") or d.get("id"))}</a>'
                   + ("" if d.get("downloads") else ' <span class="format">(not published yet)</span>') + "</li>"
                   for d in released)
-    toc_html = (f'<nav aria-label="On this page"><ul class="toc"><li><a href="#published">Data sets</a>'
+    toc_html = ('<nav aria-label="On this page"><ul class="toc"><li><a href="#published">Data sets</a>'
                 + (f"<ul>{toc}</ul>" if toc else "") + '</li><li><a href="#coming-next">Coming next</a></li>'
                 + ('<li><a href="#retired">Retired data sets</a></li>' if retired else "") + "</ul></nav>")
     catalog_link = ""
