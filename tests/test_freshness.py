@@ -18,7 +18,7 @@ import pytest
 
 from aim.freshness import STATUSES, check_freshness, judge
 from aim.publish.catalog import validate_catalog
-from aim_demo.databases import query
+from aim_demo.databases import libpq_dsn, query
 from alert_receivers import Webhook, webhook_server as receiving_webhook
 
 DNS = "dns_code_enforcement_orders"
@@ -157,7 +157,7 @@ def test_a_monthly_source_is_as_of_its_newest_month_and_rows_from_the_future_do_
     this_month = clock.date().replace(day=1)
     last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
     next_month = (this_month + dt.timedelta(days=32)).replace(day=1)
-    conn = psycopg2.connect(warehouse)
+    conn = psycopg2.connect(libpq_dsn(warehouse))
     try:  # a core table for the lead tests, rolled back afterwards
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE core.mhd_lead_tests (month text)")
