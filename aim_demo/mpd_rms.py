@@ -207,7 +207,7 @@ SELECT 'S' || to_char(target_day, 'YYMMDD') || lpad(sequence::text, 4, '0'),
        new_reported_at, location, weapon_used, ald, nsp, police, tract, ward, zip, rough_x, rough_y, arson,
        assault_offense, burglary, criminal_damage, homicide, locked_vehicle, robbery, sex_offense, theft,
        vehicle_theft,
-       least(new_reported_at + interval '1 hour', %(now)s::timestamp) AT TIME ZONE 'America/Chicago'
+       least((new_reported_at + interval '1 hour') AT TIME ZONE 'America/Chicago', %(now_instant)s::timestamptz)
 FROM kept
 WHERE new_reported_at <= %(now)s::timestamp
 ORDER BY new_reported_at, sequence
@@ -233,6 +233,9 @@ def synthesize_recent(rms_url: str, now: datetime, days: int = 365) -> int:
     """
     if days < 1:
         return 0
+    # The cap on updated_at is an instant: a wall time of the hour daylight saving time repeats reads as
+    # its second (standard time) pass in PostgreSQL, an hour later; a naive `now` is taken as its first.
+    now_instant = now if now.tzinfo is not None else now.replace(tzinfo=MILWAUKEE, fold=0)
     if now.tzinfo is not None:
         now = now.astimezone(MILWAUKEE).replace(tzinfo=None)
     last_day = now.date()
@@ -241,7 +244,8 @@ def synthesize_recent(rms_url: str, now: datetime, days: int = 365) -> int:
     try:
         with conn, conn.cursor() as cur:
             cur.execute(SCHEMA_SQL)
-            cur.execute(_SYNTHESIZE_SQL, {"first_day": first_day, "last_day": last_day, "now": now})
+            cur.execute(_SYNTHESIZE_SQL, {"first_day": first_day, "last_day": last_day, "now": now,
+                                          "now_instant": now_instant})
             return cur.rowcount
     finally:
         conn.close()
