@@ -151,20 +151,10 @@ def current(url: str, sources: Iterable[str] | None = None, now: dt.datetime | N
             ) -> dict[str, SourceFreshness]:
     """The freshness of the named sources (default: every configured source) at `now` (default: the
     platform's clock), computed as the watch computes it but not recorded: what a publication shows.
-    A name without a configuration file is left out, and so is one whose configuration does not
-    validate (logged)."""
-    if sources is None:
-        configs = configured_sources()
-    else:
-        configs = []
-        for source in sorted(set(sources)):
-            path = settings.sources_dir() / f"{source}.yaml"
-            if not path.is_file():  # e.g. a table a measure reads that no source of this platform loads
-                continue
-            try:
-                configs.append(load_source_config(path))
-            except SourceConfigError as err:
-                log.warning("freshness of %s not shown: %s", source, err)
+    A name no configured source has is left out (e.g. a table a measure reads that no source of this
+    platform loads), and so is a source whose configuration does not validate (logged)."""
+    wanted = None if sources is None else set(sources)
+    configs = [c for c in configured_sources() if wanted is None or c.source in wanted]
     if not configs:
         return {}
     with db.transaction(url) as conn, conn.cursor() as cur:
