@@ -20,6 +20,7 @@ from aim.freshness import STATUSES, check_freshness, judge
 from aim.publish.catalog import validate_catalog
 from aim_demo.databases import libpq_dsn, query
 from alert_receivers import Webhook, webhook_server as receiving_webhook
+from small_city import load_registry_and_dns_orders
 
 DNS = "dns_code_enforcement_orders"
 REGISTRY = "bmo_aim_registry"
@@ -67,28 +68,9 @@ def webhook(webhook_server, monkeypatch) -> list[dict]:
 def warehouse(new_database, airflow_db, tmp_path_factory, clock):
     """A migrated warehouse with the DNS orders (30 days, through the demo's now) and the AIM registry
     loaded by their ingest DAGs, and the measures computed; the other sources never loaded."""
-    from aim.dag_builders.ingest import build_ingest_dag
-    from aim.dag_builders.measures import build_measures_dag
-    from aim.migrations import migrate
-    from aim.settings import sources_dir
-    from aim.sources import load_source_config
-    from aim_demo import aim_registry, code_enforcement
-    from aim_demo.systems import folder_connection
-
-    landing = tmp_path_factory.mktemp("city") / "landing"
-    now = clock.replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
-    code_enforcement.write_drops(landing / "dns" / "orders", now, days=30)
-    aim_registry.write_drops(landing / "budget", now)
     url = new_database("aim_fresh")
-    migrate(url)
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIM_WAREHOUSE_URL", url)
-        for name in ("AIRFLOW_CONN_DNS_ORDERS_DROP", "AIRFLOW_CONN_BMO_REGISTRY_DROP"):
-            env.setenv(name, folder_connection(landing))
-        for source in (REGISTRY, DNS):
-            assert str(build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml")).test().state) == \
-                "success", source
-        assert str(build_measures_dag().test().state) == "success"
+        load_registry_and_dns_orders(env, url, tmp_path_factory.mktemp("city") / "landing", clock, days=30)
         yield url
 
 

@@ -27,6 +27,7 @@ import pytest
 from aim.publish.formats import CSV_FORMULA_NOTE
 from aim.publish.open_data_page import render_open_data_html
 from aim.publish.site import format_as_of, frequency_words, render_html, render_site
+from small_city import load_registry_and_dns_orders
 from test_scorecard_site import EVIL, Page, measures_of, scorecard_data
 
 AS_OF_RELEASE = "2026-11-26T06:05:00-06:00"
@@ -390,37 +391,17 @@ def test_frequency_in_words():
 # End to end: a real warehouse, two sources ingested by their DAGs, a real publication
 # ---------------------------------------------------------------------------------------------
 
-LOADED = ("bmo_aim_registry", "dns_code_enforcement_orders")
-
-
 @pytest.fixture(scope="module")
 def export(new_database, airflow_db, tmp_path_factory, clock):
     from aim import db
-    from aim.dag_builders.ingest import build_ingest_dag
-    from aim.dag_builders.measures import build_measures_dag
-    from aim.migrations import migrate
     from aim.publish.publication import publish
-    from aim.settings import sources_dir
-    from aim.sources import load_source_config
     from aim.storage import LocalTarget
-    from aim_demo import aim_registry, code_enforcement
-    from aim_demo.systems import folder_connection
 
     state = tmp_path_factory.mktemp("city")
     landing, folder = state / "landing", state / "exports"
-    now = clock.replace(tzinfo=None, minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
-    code_enforcement.write_drops(landing / "dns" / "orders", now, days=70)
-    aim_registry.write_drops(landing / "budget", now)
     url = new_database("aim_odp")
-    migrate(url)
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIM_WAREHOUSE_URL", url)
-        for name in ("AIRFLOW_CONN_DNS_ORDERS_DROP", "AIRFLOW_CONN_BMO_REGISTRY_DROP"):
-            env.setenv(name, folder_connection(landing))
-        for source in LOADED:
-            dag = build_ingest_dag(load_source_config(sources_dir() / f"{source}.yaml"))
-            assert str(dag.test().state) == "success", source
-        assert str(build_measures_dag().test().state) == "success"
+        load_registry_and_dns_orders(env, url, landing, clock, days=70)
         target = LocalTarget(folder)
         first = publish(run_id="first", target=target, today=clock.date())
         # the DNS data changes; the next day's publication releases it again: a second archive snapshot
