@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
 
-from aim import clock
+from aim import clock, row_scan
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 
@@ -61,10 +61,18 @@ def _result(expectation: str, description: str, *, success: bool, severity: str,
 
 
 def _rule_sql(cur, config: SourceConfig, rule: RowRule, batch_id: str) -> str:
-    batch = sql.SQL("(SELECT * FROM {} WHERE {} = {}) AS batch").format(
-        qualified(config.staging_table), sql.Identifier(BATCH_COLUMN), sql.Literal(batch_id)
-    ).as_string(cur)
-    return rule.query.replace("{batch}", batch)
+    return rule.query.replace("{batch}", row_scan.batch_sql(cur, config.staging_table, batch_id))
+
+
+def _rules_matching(cur, config: SourceConfig, rules: list[RowRule], batch_id: str) -> list[RowRule]:
+    """The rules that may match rows of the batch, in order: one scan counts every rule of the
+    usual shape (`aim.row_scan`), and only those that match, or that scan could not count
+    (another shape), are read row by row. A rule whose SQL fails is left to the suite, which
+    reports its error as a failed check."""
+    conditions = [row_scan.condition_of(rule.query) for rule in rules]
+    counted = iter(row_scan.count_rows(cur, config.staging_table, batch_id, [c for c in conditions if c is not None],
+                                       config.typed_columns))
+    return [rule for rule, condition in zip(rules, conditions) if condition is None or next(counted).rows]
 
 
 def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: str, run_id: str,
@@ -75,9 +83,10 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
     share as a whole (critical, failed when past the limit, in which case nothing moved).
     """
     staging = qualified(config.staging_table)
+    matching = _rules_matching(cur, config, rules, batch_id)
     matched: dict[str, int] = {}
     ids: set[int] = set()
-    for rule in rules:
+    for rule in matching:
         cur.execute(f"SELECT {ROW_ID_COLUMN} FROM ({_rule_sql(cur, config, rule, batch_id)}) AS bad")
         found = {r[0] for r in cur.fetchall()}
         if found:
@@ -99,7 +108,7 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
     ))
     if not within:
         return 0, results
-    for rule in rules:  # the first rule that matches a row names the reason; a row moves once
+    for rule in matching:  # the first rule that matches a row names the reason; a row moves once
         head = sql.SQL("WITH bad AS (SELECT {} FROM (").format(sql.Identifier(ROW_ID_COLUMN)).as_string(cur)
         tail = sql.SQL(
             ") AS matched), moved AS (DELETE FROM {staging} s USING bad WHERE s.{row_id} = bad.{row_id} "
@@ -118,6 +127,46 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
             statement, {"source": config.source, "batch_id": batch_id, "run_id": run_id, "rule": rule.description}
         )
     return len(ids), results
+
+
+@dataclass
+class ValidationOutcome:
+    """Per-expectation results of one batch, and whether its critical expectations all passed."""
+
+    suite: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_critical(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["success"] and r["severity"] == "critical"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["success"] and r["severity"] != "critical"]
+
+    @property
+    def success(self) -> bool:
+        return not self.failed_critical
+
+    def failure_message(self, source: str, batch_id: str) -> str:
+        """One message that names the source, the batch and every failed critical expectation."""
+        parts = []
+        for r in self.failed_critical:
+            what = r["expectation"] + (f" on {r['column_name']}" if r["column_name"] else "")
+            if r.get("description"):
+                what += f" ({r['description']})"
+            detail = []
+            if r.get("unexpected_count") is not None:
+                detail.append(f"{r['unexpected_count']} unexpected")
+            if r.get("unexpected_sample"):
+                detail.append(f"e.g. {json.dumps(r['unexpected_sample'][:3], default=str)}")
+            if r.get("error"):
+                detail.append(f"error: {r['error']}")
+            parts.append(what + (": " + ", ".join(detail) if detail else ""))
+        return (
+            f"quality gate failed for source {source}, batch {batch_id}: "
+            f"{len(parts)} critical expectation(s) of suite {self.suite} failed: " + "; ".join(parts)
+        )
 
 
 BATCH_SIZE_MIN_HISTORY = 3  # merged batches with rows needed before a batch's size is judged

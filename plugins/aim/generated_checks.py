@@ -41,7 +41,7 @@ class SuiteError(ValueError):
     """A suite file that cannot be used as it is; the message names the file."""
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     """A column name as a quoted SQL identifier (names are [a-z_][a-z0-9_]*, checked by `sources`)."""
     return '"' + name.replace('"', '""') + '"'
 
@@ -66,7 +66,7 @@ def cast_value_sql(config: SourceConfig, name: str, table: str | None = None) ->
     """The staged column (of `table`, an alias, when given) as the merge sees it: its value cast to
     the column's type, NULL where it does not cast (such rows are a cast rule's); text stays text."""
     column_type = config.column(name).type
-    value = f"{table}.{_quoted(name)}" if table else _quoted(name)
+    value = f"{table}.{quoted(name)}" if table else quoted(name)
     if column_type == "text":
         return value
     return f"CASE WHEN {casts_to_sql(value, column_type)} THEN {value}::{column_type} END"
@@ -93,7 +93,7 @@ def _key_unique(config: SourceConfig) -> dict:
 
 
 def _cast_rule(name: str, column_type: str) -> dict:
-    column = _quoted(name)
+    column = quoted(name)
     return _expectation(
         "unexpected_rows_expectation", f"{name} casts to {column_type}",
         {"unexpected_rows_query":
@@ -110,8 +110,8 @@ def watermark_rule(config: SourceConfig) -> dict | None:
     column_type = config.column(name).type
     extract = config.extract
     seconds = extract.clock_skew_seconds
-    later = _FUTURE[column_type].format(value=_quoted(name), seconds=seconds)
-    query = f"SELECT * FROM {{batch}} WHERE CASE WHEN {casts_to_sql(_quoted(name), column_type)} THEN {later} END"
+    later = _FUTURE[column_type].format(value=quoted(name), seconds=seconds)
+    query = f"SELECT * FROM {{batch}} WHERE CASE WHEN {casts_to_sql(quoted(name), column_type)} THEN {later} END"
     clock = " (Milwaukee local time)" if column_type != "timestamptz" else ""
     return _expectation(
         "unexpected_rows_expectation",

@@ -120,17 +120,27 @@ def superseded(cur, config: SourceConfig, batch_id: str) -> Superseded:
 
 def _duplicate_keys(cur, config: SourceConfig, batch_id: str) -> tuple[int, list[list[str]]]:
     """Values of `config.unique_in_batch` that more than one staged row of the batch holds, compared
-    as the merge compares them (typed: '42' and '042' are one integer key)."""
-    values = sql.SQL(", ").join(sql.SQL(cast_value_sql(config, c)) for c in config.unique_in_batch)
-    cur.execute(
-        sql.SQL("SELECT {values} FROM {staging} WHERE {batch} = %s GROUP BY {positions} HAVING count(*) > 1 "
-                "ORDER BY {positions}").format(
-            values=values, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN),
+    as the merge compares them (typed: '42' and '042' are one integer key). The values are cast as
+    the merge casts them; only if that fails (a value that does not cast, which the merge will
+    name), by `ops.casts_to`, a PL/pgSQL call per value."""
+    def duplicates(value_of) -> sql.Composed:
+        return sql.SQL("SELECT {values} FROM {staging} WHERE {batch} = %s GROUP BY {positions} HAVING count(*) > 1 "
+                       "ORDER BY {positions}").format(
+            values=sql.SQL(", ").join(value_of(c) for c in config.unique_in_batch),
+            staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN),
             positions=sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(config.unique_in_batch))),
-        ),
-        (batch_id,),
-    )
-    rows = cur.fetchall()
+        )
+
+    cur.execute("SAVEPOINT aim_keys")
+    try:
+        cur.execute(duplicates(lambda c: sql.SQL("{}::{}").format(sql.Identifier(c), sql.SQL(config.column(c).type))),
+                    (batch_id,))
+        rows = cur.fetchall()
+        cur.execute("RELEASE SAVEPOINT aim_keys")
+    except psycopg2.DataError:
+        cur.execute("ROLLBACK TO SAVEPOINT aim_keys")
+        cur.execute(duplicates(lambda c: sql.SQL(cast_value_sql(config, c))), (batch_id,))
+        rows = cur.fetchall()
     return len(rows), [[str(v) for v in r] for r in rows[:SAMPLE]]
 
 

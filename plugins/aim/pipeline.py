@@ -77,7 +77,8 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     raises `QualityGateFailed`; core, the watermark and the exports are not touched. Warnings are
     recorded and the batch goes on.
     """
-    from aim import gate, quality  # great_expectations is heavy: import it in the task, never at parse time
+    from aim import gate
+    from aim.generated_checks import suite_expectations
 
     url = settings.warehouse_url()
     target = target_from_url(settings.quality_url())  # private to IT operations, never the export root
@@ -88,17 +89,20 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
         _, results = gate.reject_rows(
-            cur, config, gate.row_rules_from(quality.suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id, landed=landed
+            cur, config, gate.row_rules_from(suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id,
+            landed=landed,
         )
         rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
     with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:
         if landed - rejected > 0:
+            from aim import quality  # great_expectations takes seconds to import: only for rows to validate
+
             outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site))
             docs_page = quality_report.publish_data_docs(target, config.source, Path(site))
         else:
-            outcome, docs_page = quality.ValidationOutcome(suite=Path(config.expectation_suite).stem), None
+            outcome, docs_page = gate.ValidationOutcome(suite=Path(config.expectation_suite).stem), None
     outcome.results[:0] = results
     warnings = len(outcome.warnings)
     with db.transaction(url) as conn, conn.cursor() as cur:

@@ -3,8 +3,11 @@
 A batch's suite is the checks generated from the source's configuration (`aim.generated_checks`:
 columns exist, key not null and unique, every typed column casts, the watermark is not in the
 future) followed by the business rules of the reviewed JSON file in `expectations/`
-(`suite_expectations`). GX turns each expectation into aggregate SQL on `staging.<source>`
-restricted to the batch (`_batch_id`), so no rows are pulled into pandas. Each expectation
+(`suite_expectations`). Everything runs as SQL on `staging.<source>` restricted to the batch
+(`_batch_id`), so no rows are pulled into pandas: the row queries of the usual shape (`SELECT *
+FROM {batch} WHERE ...`: the cast, key and watermark checks, most business rules) are counted
+together in one scan (`aim.row_scan`), GX turns every other expectation into its own aggregate
+SQL, and the results of both make one GX validation result (the Data Docs). Each expectation
 carries GX's own `severity`: `critical` blocks the batch, `warning` is recorded and the batch
 goes on.
 
@@ -14,11 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aim import db, settings
+from aim import db, row_scan, settings
+from aim.gate import ValidationOutcome  # noqa: F401  callers take it from here too
 from aim.generated_checks import SuiteError, read_suite, suite_expectations  # noqa: F401  SuiteError: callers catch it here
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN
@@ -29,6 +32,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 import warnings  # noqa: E402
 
 import great_expectations as gx  # noqa: E402
+from great_expectations.core import ExpectationValidationResult  # noqa: E402
 from great_expectations.core.partitioners import PartitionerColumnValue  # noqa: E402
 from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning  # noqa: E402
 
@@ -38,46 +42,6 @@ logging.getLogger("great_expectations.data_context.types.base").setLevel(logging
 warnings.filterwarnings("ignore", category=GxDatasourceWarning)
 
 SAMPLE_SIZE = 10
-
-
-@dataclass
-class ValidationOutcome:
-    """Per-expectation results of one batch, and whether its critical expectations all passed."""
-
-    suite: str
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def failed_critical(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if not r["success"] and r["severity"] == "critical"]
-
-    @property
-    def warnings(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if not r["success"] and r["severity"] != "critical"]
-
-    @property
-    def success(self) -> bool:
-        return not self.failed_critical
-
-    def failure_message(self, source: str, batch_id: str) -> str:
-        """One message that names the source, the batch and every failed critical expectation."""
-        parts = []
-        for r in self.failed_critical:
-            what = r["expectation"] + (f" on {r['column_name']}" if r["column_name"] else "")
-            if r.get("description"):
-                what += f" ({r['description']})"
-            detail = []
-            if r.get("unexpected_count") is not None:
-                detail.append(f"{r['unexpected_count']} unexpected")
-            if r.get("unexpected_sample"):
-                detail.append(f"e.g. {json.dumps(r['unexpected_sample'][:3], default=str)}")
-            if r.get("error"):
-                detail.append(f"error: {r['error']}")
-            parts.append(what + (": " + ", ".join(detail) if detail else ""))
-        return (
-            f"quality gate failed for source {source}, batch {batch_id}: "
-            f"{len(parts)} critical expectation(s) of suite {self.suite} failed: " + "; ".join(parts)
-        )
 
 
 def _gx_suite(raw: dict, where: str) -> "gx.ExpectationSuite":
@@ -150,17 +114,61 @@ def _row(validation_result) -> dict[str, Any]:
     }
 
 
+def _condition(expectation) -> str | None:
+    """The row query's condition when the expectation is a row query `aim.row_scan` can count, else None."""
+    if expectation.type != "unexpected_rows_expectation":
+        return None
+    query = expectation.kwargs.get("unexpected_rows_query")
+    return row_scan.condition_of(query) if isinstance(query, str) else None
+
+
+def _counted(expectation, count: "row_scan.RowCount", sample: list[dict] | None) -> ExpectationValidationResult:
+    """A row query's result as GX's own `unexpected_rows_expectation` states it, with a sample of
+    the rows it found (GX gives them only in its COMPLETE format, which reads them all)."""
+    if count.error is not None:
+        return ExpectationValidationResult(
+            success=False, expectation_config=expectation, result={},
+            exception_info={"raised_exception": True, "exception_message": count.error, "exception_traceback": None},
+        )
+    details = {"details": {"unexpected_rows": sample}} if sample else {}
+    return ExpectationValidationResult(success=count.rows == 0, expectation_config=expectation,
+                                       result={"observed_value": count.rows, **details})
+
+
+def _restate(result) -> None:
+    """The suite result's success and statistics again, after results were added to it."""
+    evaluated = len(result.results)
+    passed = sum(1 for r in result.results if r.success)
+    result.success = passed == evaluated
+    result.statistics.update({
+        "evaluated_expectations": evaluated, "successful_expectations": passed,
+        "unsuccessful_expectations": evaluated - passed,
+        "success_percent": 100.0 * passed / evaluated if evaluated else None,
+    })
+
+
 def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
                    data_docs: Path | None = None) -> ValidationOutcome:
     """Run the source's suite (generated checks, then the file's rules: `build_suite`) on one
-    landed batch of `staging.<source>`; returns every result.
+    landed batch of `staging.<source>`; returns every result, in suite order. The row queries
+    `aim.row_scan` can count are counted in one scan; GX runs the rest.
 
     With `data_docs`, also builds GX Data Docs (HTML) for this validation into that folder.
     Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
     not an exception.
     """
     suite_path = settings.expectations_dir() / config.expectation_suite
-    suite = build_suite(config, suite_path)
+    built = build_suite(config, suite_path)
+    everything = [e.configuration for e in built.expectations]
+    scanned = [i for i, e in enumerate(everything) if _condition(e) is not None]
+    with db.transaction(warehouse_url) as conn, conn.cursor() as cur:  # the row queries: one scan for all
+        counts = dict(zip(scanned, row_scan.count_rows(cur, config.staging_table, batch_id,
+                                                       [_condition(everything[i]) for i in scanned],
+                                                       config.typed_columns)))
+        samples = {i: row_scan.sample_rows(cur, config.staging_table, batch_id, _condition(everything[i]), SAMPLE_SIZE)
+                   for i, count in counts.items() if count.rows}  # a few of the rows a failed query found
+    suite = gx.ExpectationSuite(name=built.name, meta=built.meta,  # the rest, for GX to run
+                                expectations=[e for i, e in enumerate(built.expectations) if i not in counts])
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     url = db.normalize_url(warehouse_url).render_as_string(hide_password=False)  # psycopg2, like every other step
@@ -188,6 +196,14 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
         batch_parameters={BATCH_COLUMN: batch_id},
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
     )
+    ran = iter(result.results)
+    result.results = [_counted(everything[i], counts[i], samples.get(i)) if i in counts else next(ran)
+                      for i in range(len(everything))]
+    if counts:  # the stored result (what Data Docs show) holds every expectation, in suite order
+        _restate(result)
+        store = context.validation_results_store
+        (key,) = store.list_keys()
+        store.set(key, result)
     if data_docs is not None:
         context.build_data_docs(site_names=["aim"])
     outcome = ValidationOutcome(suite=suite.name, results=[_row(r) for r in result.results])

@@ -250,6 +250,11 @@ class SourceConfig(Strict):
         return [c.name for c in self.columns]
 
     @property
+    def typed_columns(self) -> list[tuple[str, str]]:
+        """(name, type) of every column that is not text: what the merge casts staged text to."""
+        return [(c.name, c.type) for c in self.columns if c.type != "text"]
+
+    @property
     def extracted_columns(self) -> list["Column"]:
         """Columns read from the source (all but a derived key, which the platform computes)."""
         derived = self.derived_key.column if self.derived_key else None

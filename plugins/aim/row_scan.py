@@ -1,0 +1,139 @@
+"""A suite's row queries counted together, in one scan of the batch instead of one (or two) each.
+
+Row queries are the `unexpected_rows_query` of `unexpected_rows_expectation`s: the generated
+checks (a value casts to its column's type, the key is unique, the watermark is not in the future;
+`aim.generated_checks`) and a suite's business rules. Most read `SELECT * FROM {batch} WHERE
+<condition>`; for those, `condition_of` gives the condition, and `count_rows` counts, for every
+condition at once, the rows of the batch it holds for:
+
+    SELECT count(*) FILTER (WHERE coalesce((<condition 1>), false)), ... FROM <batch> AS batch
+
+A query of another shape (a join, a GROUP BY, a LIMIT at its top level, a comment) is not
+rewritten: it keeps its own scan, in Great Expectations. A condition that fails in the combined
+statement (a column the batch lacks, a cast that raises) does not fail the others: each is then
+counted alone, and the one that fails gets its error, as Great Expectations would report it.
+
+`{batch}` is filled as Great Expectations fills it (`str.format`: `{{` is a brace), with the same
+aliased subquery of the batch's rows the gate uses.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg2
+from psycopg2 import sql
+
+from aim.generated_checks import quoted, casts_to_sql
+from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
+
+_SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<condition>.+?)\s*;?\s*$", re.I | re.S)
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_INNERMOST = re.compile(r"\([^()]*\)")
+# Clauses that would end the WHERE condition: at the query's top level they make it another shape.
+_CLAUSE = re.compile(r"\b(order\s+by|group\s+by|having|limit|offset|fetch|for|window|union|intersect|except|into)\b"
+                     r"|--|/\*|\$|;", re.I)
+
+
+@dataclass(frozen=True)
+class RowCount:
+    """How many rows of the batch a row query returns, or why it could not be counted."""
+
+    rows: int | None
+    error: str | None = None
+
+
+def condition_of(query: str) -> str | None:
+    """The WHERE condition of a row query `SELECT * FROM {batch} WHERE <condition>`, ready to
+    combine with others (`{batch}` inside it left as it is), or None for a query of any other shape."""
+    match = _SIMPLE.match(query)
+    if not match:
+        return None
+    condition = match.group("condition")
+    top = _LITERAL.sub("''", condition)
+    while True:  # keep only the top level: drop parenthesized groups, innermost first
+        inner = _INNERMOST.sub(" ", top)
+        if inner == top:
+            break
+        top = inner
+    if "(" in top or ")" in top or _CLAUSE.search(top):
+        return None
+    try:
+        condition.format(batch="batch")  # GX's own filling; a stray brace is the query's error, left to GX
+    except (KeyError, IndexError, ValueError):
+        return None
+    return condition
+
+
+def batch_sql(cur, table: tuple[str, str], batch_id: str) -> str:
+    """The batch's rows as the aliased subquery `{batch}` stands for (the gate's and GX's alike)."""
+    return sql.SQL("(SELECT * FROM {} WHERE {} = {}) AS batch").format(
+        qualified(table), sql.Identifier(BATCH_COLUMN), sql.Literal(batch_id)
+    ).as_string(cur)
+
+
+def columns_that_cast(cur, table: tuple[str, str], batch_id: str, typed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (column, type) pairs of `typed` whose every staged value in the batch casts: one scan
+    that casts them all, as the merge does (at the speed of the cast itself); only when one of them
+    fails, each column alone."""
+    if not typed:
+        return []
+    batch = batch_sql(cur, table, batch_id)
+
+    def casts(columns):
+        counts = ", ".join(f"count({quoted(c)}::{t})" for c, t in columns)
+        return not isinstance(_try(cur, f"SELECT {counts} FROM {batch}"), str)
+
+    if casts(typed):
+        return list(typed)
+    return [pair for pair in typed if casts([pair])]
+
+
+def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str],
+               typed: list[tuple[str, str]] = ()) -> list[RowCount]:
+    """For each condition (from `condition_of`), the rows of the batch it holds for: one scan of the
+    batch for all of them. A condition that raises is counted alone and gets its error instead;
+    the transaction stays usable.
+
+    `typed`, the source's (column, type) pairs, lets the scan skip `ops.casts_to`, a PL/pgSQL call
+    per value: for a column whose every value casts (`columns_that_cast`), its
+    `ops.casts_to(column, type)` is `true` in every condition."""
+    if not conditions:
+        return []
+    batch = batch_sql(cur, table, batch_id)
+    filled = [c.format(batch=batch) for c in conditions]  # run without parameters: % is no placeholder
+    if any("ops.casts_to(" in c for c in filled):
+        for column, type_ in columns_that_cast(cur, table, batch_id, list(typed)):
+            filled = [c.replace(casts_to_sql(quoted(column), type_), "true") for c in filled]
+    counts = ", ".join(f"count(*) FILTER (WHERE coalesce(({c}), false))" for c in filled)
+    outcome = _try(cur, f"SELECT {counts} FROM {batch}")
+    if not isinstance(outcome, str):
+        return [RowCount(n) for n in outcome]
+    found = []
+    for condition in filled:  # one of them fails: find which, and count the others alone
+        alone = _try(cur, f"SELECT count(*) FILTER (WHERE coalesce(({condition}), false)) FROM {batch}")
+        found.append(RowCount(None, alone) if isinstance(alone, str) else RowCount(alone[0]))
+    return found
+
+
+def sample_rows(cur, table: tuple[str, str], batch_id: str, condition: str, limit: int) -> list[dict]:
+    """Up to `limit` rows of the batch the condition holds for, as column -> value (the staged text),
+    without the platform's own columns: what a failed row query shows IT operations."""
+    batch = batch_sql(cur, table, batch_id)
+    platform = ", ".join(f"'{c}'" for c in (BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN))
+    cur.execute(f"SELECT to_jsonb(batch) - ARRAY[{platform}] FROM {batch} "
+                f"WHERE coalesce(({condition.format(batch=batch)}), false) ORDER BY {ROW_ID_COLUMN} LIMIT {int(limit)}")
+    return [row[0] for row in cur.fetchall()]
+
+
+def _try(cur, statement: str) -> tuple | str:
+    """The statement's one row, or the database's error message (rolled back to before it)."""
+    cur.execute("SAVEPOINT aim_row_scan")
+    try:
+        cur.execute(statement)
+        row = cur.fetchone()
+    except psycopg2.Error as err:
+        cur.execute("ROLLBACK TO SAVEPOINT aim_row_scan")
+        return (err.pgerror or str(err)).strip().splitlines()[0]
+    cur.execute("RELEASE SAVEPOINT aim_row_scan")
+    return row
