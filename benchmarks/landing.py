@@ -5,8 +5,11 @@
 For each row count it fills a source table shaped like the police RMS (`rms.incident`) on the
 server, then, each in a fresh process:
 
-- `land`: the platform's own path (`aim.landing.land`: server-side cursor, 10,000-row chunks,
-  COPY into `staging.mpd_crime_incidents`), reporting the process's peak RSS;
+- `land`: the platform's own path (`aim.landing.land`), which for a PostgreSQL source streams
+  the source's `COPY ... TO STDOUT` into `COPY` into `staging.mpd_crime_incidents`, reporting the
+  process's peak RSS;
+- `land-rows`: the platform's path for every other SQL source (server-side cursor, 10,000-row
+  chunks of Python rows, written as CSV to COPY), on the same PostgreSQL source;
 - `copy`: the baseline, PostgreSQL to PostgreSQL with nothing in between: `COPY (SELECT ...) TO
   STDOUT` piped into `COPY ... FROM STDIN` of the same staging table, through one buffer.
 
@@ -73,21 +76,26 @@ def drop(server: str, *urls: str) -> None:
         drop_database(server, make_url(url).database)
 
 
-def measure_land(source: str, warehouse: str) -> dict:
-    """Run in a fresh process: land every source row through the platform's path."""
+def measure_land(source: str, warehouse: str, *, rows_path: bool = False) -> dict:
+    """Run in a fresh process: land every source row through the platform's path (a PostgreSQL
+    source's COPY to COPY; with `rows_path`, the path every other SQL source takes: rows through
+    Python, written to COPY as CSV chunk by chunk)."""
     from aim import db
     from aim.landing import land
     from aim.settings import sources_dir
+    from aim.source_kinds.sql_table import SqlTable
     from aim.sources import load_source_config
     from aim.tables import ensure_tables
 
+    if rows_path:
+        SqlTable.copy_out = lambda *args, **kwargs: None  # as for a source that cannot write CSV itself
     config = load_source_config(sources_dir() / "mpd_crime_incidents.yaml")
     started = time.perf_counter()
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
         ensure_tables(cur, config)
         landed = land(cur, config, db.normalize_url(source), batch_id="bench")
     seconds = time.perf_counter() - started
-    return {"path": "land", "rows": landed.rows, "seconds": round(seconds, 2),
+    return {"path": "land-rows" if rows_path else "land", "rows": landed.rows, "seconds": round(seconds, 2),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -137,7 +145,7 @@ def run_child(mode: str, source: str, warehouse: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def benchmark(server: str, rows: int, modes=("land", "copy")) -> list[dict]:
+def benchmark(server: str, rows: int, modes=("land", "land-rows", "copy")) -> list[dict]:
     """Measure each mode for `rows` rows on fresh databases (dropped afterwards)."""
     results = []
     for mode in modes:
@@ -157,7 +165,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         mode, source, warehouse = args.child
-        print(json.dumps((measure_land if mode == "land" else measure_copy)(source, warehouse)))
+        measure = {"land": measure_land, "land-rows": lambda *urls: measure_land(*urls, rows_path=True),
+                   "copy": measure_copy}[mode]
+        print(json.dumps(measure(source, warehouse)))
         return 0
     if not args.server:
         parser.error("--server is required")
@@ -166,9 +176,9 @@ def main() -> int:
         for result in benchmark(args.server, rows):
             print(json.dumps(result), flush=True)
             table.append(result)
-    print(f"\n{'path':<6} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    print(f"\n{'path':<9} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for r in table:
-        print(f"{r['path']:<6} {r['rows']:>10,} {r['seconds']:>8} {r['rows'] / max(r['seconds'], 1e-9):>10,.0f} "
+        print(f"{r['path']:<9} {r['rows']:>10,} {r['seconds']:>8} {r['rows'] / max(r['seconds'], 1e-9):>10,.0f} "
               f"{r['peak_rss_mb']:>12}")
     return 0
 

@@ -1,7 +1,9 @@
 """Landing one batch in `staging`, from any kind of source, in bounded memory.
 
 The source's kind (`aim.source_kinds`) yields its rows a chunk at a time (a server-side cursor,
-a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. The rest is
+a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. A source that
+can write its rows as CSV itself (a PostgreSQL table: `SourceKind.copy_out`) streams that CSV
+straight into staging's COPY instead, bytes that never become Python objects. The rest is
 the same for every kind: a derived key, when the source has none, is computed from the row's
 content; an incremental source reads from its watermark less the overlap, and its batch's
 candidate watermark is capped at the extraction's start less the clock skew allowance
@@ -18,11 +20,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from psycopg2 import sql
 
-from aim import batches, clock, watermarks
+from aim import batches, clock, db, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
-from aim.generated_checks import cast_value_sql
+from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
-from aim.staging import copy_chunks
+from aim.staging import copy_chunks, copy_csv
 from aim.tables import BATCH_COLUMN, qualified
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,12 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     request = ExtractRequest(since=window.since if window else None, file_known=file_known)
     newest: dt.datetime | None = None
     files: dict[str, tuple[FileVersion, list[int]]] = {}
-    for chunk in config.source_kind.chunks(config, access, request):
+    written = config.source_kind.copy_out(config, access, request, batch_id=batch_id)
+    if written is not None:  # the source writes the CSV itself: bytes from COPY to COPY
+        landed.rows = copy_csv(cur, config.staging_table, config.column_names, written)
+        if window is not None:
+            newest = _newest_landed(cur, config, batch_id)
+    for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python
         if window is not None:
             newest = _newest(newest, (row[watermark_at] for row in chunk.rows), column_type)
         rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id,
@@ -140,6 +147,21 @@ def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:
         {"batch_id": batch_id},
     )
     return cur.rowcount
+
+
+def _newest_landed(cur, config: SourceConfig, batch_id: str) -> dt.datetime | None:
+    """The latest watermark value the batch landed, of those that cast (as `_newest` reads rows):
+    one aggregate over the batch in staging, with a plain cast unless a value does not cast."""
+    name, column_type = config.watermark_column, config.column(config.watermark_column).type
+
+    def latest(value: str) -> sql.Composed:
+        return sql.SQL("SELECT max({}) FROM {} WHERE {} = %s").format(
+            sql.SQL(value), qualified(config.staging_table), sql.Identifier(BATCH_COLUMN))
+
+    (value,), = db.rows_of_first_that_casts(cur, [
+        latest(f"{quoted(name)}::{column_type}"), latest(cast_value_sql(config, name)),
+    ], (batch_id,))
+    return watermarks.parse(value, column_type)
 
 
 def _newest(newest: dt.datetime | None, values: Iterator[Any], column_type: str) -> dt.datetime | None:

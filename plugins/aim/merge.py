@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from aim import batches, watermarks
+from aim import batches, db, watermarks
 from aim.generated_checks import cast_value_sql
 from aim.sources import SourceConfig
 from aim.staging import discard_batch
@@ -131,16 +131,10 @@ def _duplicate_keys(cur, config: SourceConfig, batch_id: str) -> tuple[int, list
             positions=sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(config.unique_in_batch))),
         )
 
-    cur.execute("SAVEPOINT aim_keys")
-    try:
-        cur.execute(duplicates(lambda c: sql.SQL("{}::{}").format(sql.Identifier(c), sql.SQL(config.column(c).type))),
-                    (batch_id,))
-        rows = cur.fetchall()
-        cur.execute("RELEASE SAVEPOINT aim_keys")
-    except psycopg2.DataError:
-        cur.execute("ROLLBACK TO SAVEPOINT aim_keys")
-        cur.execute(duplicates(lambda c: sql.SQL(cast_value_sql(config, c))), (batch_id,))
-        rows = cur.fetchall()
+    rows = db.rows_of_first_that_casts(cur, [
+        duplicates(lambda c: sql.SQL("{}::{}").format(sql.Identifier(c), sql.SQL(config.column(c).type))),
+        duplicates(lambda c: sql.SQL(cast_value_sql(config, c))),
+    ], (batch_id,))
     return len(rows), [[str(v) for v in r] for r in rows[:SAMPLE]]
 
 

@@ -52,6 +52,40 @@ def copy_chunks(
     return total
 
 
+def copy_csv(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterable[bytes]) -> int:
+    """`COPY` CSV bytes into `table`: rows of the batch id, the origin, then `columns` (what
+    `copy_chunks` writes). An empty value lands as NULL, quoted or not, as in `copy_chunks`. Reads
+    `pieces` as COPY asks for them, so only a piece or two is held at a time; returns rows landed."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({}))").format(
+        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+    )
+    cur.copy_expert(statement.as_string(cur), _Reader(iter(pieces)), size=_READ_BYTES)
+    return cur.rowcount
+
+
+_READ_BYTES = 1 << 16
+
+
+class _Reader:
+    """A file for `copy_expert` to read from, filled from an iterator of byte strings."""
+
+    def __init__(self, pieces):
+        self._pieces = pieces
+        self._buffer = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        size = len(self._buffer) if size < 0 else size
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+
 def discard_batch(cur, table: tuple[str, str], batch_id: str) -> int:
     """Delete a batch's rows from a staging table (a retried landing starts clean); returns rows deleted."""
     cur.execute(

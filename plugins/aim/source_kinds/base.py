@@ -107,3 +107,10 @@ class SourceKind(ABC):
     def chunks(self, config: "SourceConfig", access: Any, request: ExtractRequest) -> Iterator[Chunk]:
         """The rows asked for, a bounded chunk at a time, in extracted-column order
         (`config.extracted_columns`), values as the source gives them."""
+
+    def copy_out(self, config: "SourceConfig", access: Any, request: ExtractRequest, *,
+                 batch_id: str) -> Iterator[bytes] | None:
+        """The rows asked for as CSV that staging's `COPY` takes as it is (`aim.staging.copy_csv`:
+        the batch id, an empty origin, then every configured column), in bounded pieces, when the
+        source can write it itself; None (the default) when rows come through `chunks`."""
+        return None

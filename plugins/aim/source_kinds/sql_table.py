@@ -52,5 +52,18 @@ class SqlTable(SourceKind):
         for rows in read.chunks():
             yield Chunk(rows)
 
+    def copy_out(self, config, access: Any, request: ExtractRequest, *, batch_id: str) -> Iterator[bytes] | None:
+        """A PostgreSQL source writes its rows as CSV itself (`COPY ... TO STDOUT`): bytes, not
+        Python objects, on the way to staging. Not for a source whose key the platform derives."""
+        from aim.extract.sql import TableRead
+
+        if config.derived_key is not None:
+            return None
+        read = TableRead(
+            access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
+            config.extract.watermark_column, since=request.since,
+        )
+        return read.copy_out(leading=[batch_id, None]) if read.server_copies() else None
+
 
 KIND = SqlTable()

@@ -1,0 +1,119 @@
+"""A PostgreSQL source lands COPY to COPY (`SqlTable.copy_out`, `aim.staging.copy_csv`): the bytes the
+source writes go into staging's COPY without becoming Python rows, and what lands is what the rows
+path (every other SQL source) lands: the same values once cast to their configured types, empty
+text as NULL, the same watermark; only the rows changed since the watermark."""
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg2
+import pytest
+
+from aim import db, watermarks
+from aim.landing import land
+from aim.migrations import migrate
+from aim.source_kinds.base import ExtractRequest
+from aim.source_kinds.sql_table import SqlTable
+from aim.sources import SourceConfig
+from aim.staging import copy_csv
+from aim.tables import ensure_tables
+from aim_demo.databases import libpq_dsn
+
+CONFIG = SourceConfig.model_validate({
+    "source": "permits", "department": "Neighborhood Services", "system": "Permits", "kind": "sql",
+    "connection_id": "permits_db", "schedule": None, "owner": "dns",
+    "extract": {"table": "dns.permit", "watermark_column": "updated_at"},
+    "key": ["permit_id"],
+    "columns": [
+        {"name": "permit_id", "type": "integer", "privacy": "public"},
+        {"name": "address", "privacy": "public"},
+        {"name": "fee", "type": "numeric", "privacy": "public"},
+        {"name": "paid", "type": "boolean", "privacy": "public"},
+        {"name": "issued_on", "type": "date", "privacy": "public"},
+        {"name": "inspected_at", "type": "timestamp", "privacy": "public"},
+        {"name": "updated_at", "type": "timestamptz", "privacy": "public"},
+    ],
+    "expectation_suite": "permits.json",
+})
+TYPED = ", ".join(f"{c.name}::{c.type}" for c in CONFIG.columns)
+ROWS = [  # text that CSV must quote, escape or keep: commas, quotes, newlines, backslashes, accents, ''
+    (1, "2800 N 1st St, Apt 2", "12.50", True, "2026-01-02", "2026-01-02 08:00:00", "2026-01-02 14:00:00+00"),
+    (2, 'The "Annex"\nrear door', "0", False, "2026-02-28", "2026-02-28 23:59:59.5", "2026-03-01 06:00:00-06"),
+    (3, "C:\\permits\\3", None, None, None, None, "2026-03-08 08:30:00+00"),
+    (4, "", "1e3", True, "2026-12-31", "2026-12-31 00:00:00", "2026-06-01 12:00:00+00"),
+    (5, "Señora Núñez ✓", "-7.125", False, "2024-02-29", "2024-02-29 12:00:00", "2026-06-01 12:00:01+00"),
+]
+
+
+@pytest.fixture
+def source(new_database) -> str:
+    url = new_database("aim_copy_source")
+    conn = psycopg2.connect(libpq_dsn(url))
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA dns; CREATE TABLE dns.permit (permit_id integer PRIMARY KEY, address text, "
+                    "fee numeric, paid boolean, issued_on date, inspected_at timestamp, updated_at timestamptz)")
+        cur.executemany("INSERT INTO dns.permit VALUES (%s, %s, %s, %s, %s, %s, %s)", ROWS)
+    conn.close()
+    return url
+
+
+@pytest.fixture
+def warehouse(new_database) -> str:
+    url = new_database("aim_copy_wh")
+    migrate(url)
+    with db.transaction(url) as conn, conn.cursor() as cur:
+        ensure_tables(cur, CONFIG)
+    return url
+
+
+def landed(warehouse: str, batch_id: str) -> list[tuple]:
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT {TYPED} FROM staging.permits WHERE _batch_id = %s ORDER BY permit_id", (batch_id,))
+        return cur.fetchall()
+
+
+def test_a_postgresql_source_lands_what_the_rows_path_lands(source, warehouse, monkeypatch):
+    access = db.normalize_url(source)
+    assert SqlTable().copy_out(CONFIG, access, ExtractRequest(), batch_id="probe") is not None, \
+        "a PostgreSQL source is read by COPY"
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        by_copy = land(cur, CONFIG, access, batch_id="by-copy")
+    monkeypatch.setattr(SqlTable, "copy_out", lambda *args, **kwargs: None)  # as a MariaDB source is read
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        by_rows = land(cur, CONFIG, access, batch_id="by-rows")
+
+    assert by_copy.rows == by_rows.rows == len(ROWS)
+    assert by_copy.max_watermark == by_rows.max_watermark is not None
+    copied = landed(warehouse, "by-copy")
+    assert copied == landed(warehouse, "by-rows"), "every value, cast to its type, is the same either way"
+    assert [r[1] for r in copied] == [ROWS[0][1], ROWS[1][1], ROWS[2][1], None, ROWS[4][1]], \
+        "text lands as it was, quotes, newlines and backslashes included; empty text as NULL, as on the rows path"
+
+
+def test_only_rows_changed_since_the_watermark_are_copied(source, warehouse):
+    since = watermarks.parse("2026-06-01 12:00:00+00:00", "timestamptz")
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        copied = SqlTable().copy_out(CONFIG, db.normalize_url(source), ExtractRequest(since=since), batch_id="late")
+        rows = copy_csv(cur, CONFIG.staging_table, CONFIG.column_names, copied)
+
+    assert rows == 2
+    assert [r[0] for r in landed(warehouse, "late")] == [4, 5]
+
+
+def test_a_source_that_fails_mid_copy_lands_nothing(source, warehouse):
+    conn = psycopg2.connect(libpq_dsn(source))
+    with conn, conn.cursor() as cur:  # a value the source cannot write: its COPY fails after rows went out
+        cur.execute("CREATE FUNCTION dns.boom(integer) RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF $1 = 4 THEN RAISE EXCEPTION 'source failure at permit 4'; END IF; RETURN $1::text; END $$; "
+                    "ALTER TABLE dns.permit RENAME COLUMN address TO address_raw; "
+                    "CREATE VIEW dns.permit_view AS SELECT permit_id, dns.boom(permit_id) AS address, fee, paid, "
+                    "issued_on, inspected_at, updated_at FROM dns.permit")
+    conn.close()
+    config = CONFIG.model_copy(update={"extract": CONFIG.extract.model_copy(update={"table": "dns.permit_view"})})
+
+    with pytest.raises(Exception, match="source failure at permit 4"):
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            land(cur, config, db.normalize_url(source), batch_id="broken")
+
+    assert landed(warehouse, "broken") == [], "the rows copied before the failure are rolled back with the batch"
