@@ -4,10 +4,11 @@ A batch's suite is the checks generated from the source's configuration (`aim.ge
 columns exist, key not null and unique, every typed column casts, the watermark is not in the
 future) followed by the business rules of the reviewed JSON file in `expectations/`
 (`suite_expectations`). Everything runs as SQL on `staging.<source>` restricted to the batch
-(`_batch_id`), so no rows are pulled into pandas: the row queries of the usual shape (`SELECT *
-FROM {batch} WHERE ...`: the cast, key and watermark checks, most business rules) are counted
-together in one scan (`aim.row_scan`), GX turns every other expectation into its own aggregate
-SQL, and the results of both make one GX validation result (the Data Docs). Each expectation
+(`_batch_id`), so no rows are pulled into pandas: the expectations that are a condition on one
+row (row queries of the usual shape, `SELECT * FROM {batch} WHERE ...`: the cast, key and
+watermark checks and most business rules; not-null, value sets, regexes) are counted together in
+one scan (`aim.scan_checks`), GX turns every other expectation into its own SQL, and the results
+of both make one GX validation result (the Data Docs). Each expectation
 carries GX's own `severity`: `critical` blocks the batch, `warning` is recorded and the batch
 goes on.
 
@@ -20,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aim import db, row_scan, settings
+from aim import db, settings
 from aim.gate import ValidationOutcome  # noqa: F401  callers take it from here too
 from aim.generated_checks import SuiteError, read_suite, suite_expectations  # noqa: F401  SuiteError: callers catch it here
 from aim.sources import SourceConfig
@@ -32,9 +33,10 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 import warnings  # noqa: E402
 
 import great_expectations as gx  # noqa: E402
-from great_expectations.core import ExpectationValidationResult  # noqa: E402
 from great_expectations.core.partitioners import PartitionerColumnValue  # noqa: E402
 from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning  # noqa: E402
+
+from aim import scan_checks  # noqa: E402  (imports great_expectations too)
 
 # GX sets this logger to INFO itself at import time; add_sql on a PostgreSQL URL warns that
 # add_postgres exists, but add_postgres refuses Unix-socket URLs, which the warehouse may use.
@@ -42,6 +44,7 @@ logging.getLogger("great_expectations.data_context.types.base").setLevel(logging
 warnings.filterwarnings("ignore", category=GxDatasourceWarning)
 
 SAMPLE_SIZE = 10
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
 
 
 def _gx_suite(raw: dict, where: str) -> "gx.ExpectationSuite":
@@ -114,25 +117,21 @@ def _row(validation_result) -> dict[str, Any]:
     }
 
 
-def _condition(expectation) -> str | None:
-    """The row query's condition when the expectation is a row query `aim.row_scan` can count, else None."""
-    if expectation.type != "unexpected_rows_expectation":
-        return None
-    query = expectation.kwargs.get("unexpected_rows_query")
-    return row_scan.condition_of(query) if isinstance(query, str) else None
+def _in_suite_order(everything: list, evaluated: dict[int, Any], by_gx: list) -> list:
+    """Every result in the order of the suite: the evaluated ones at their positions, GX's (which
+    it returns in an order of its own) at the positions of their expectations."""
+    def identity(expectation) -> tuple:  # GX adds the batch id to a result's kwargs
+        kwargs = {k: v for k, v in expectation.kwargs.items() if k != "batch_id"}
+        return expectation.type, json.dumps(kwargs, sort_keys=True, default=str), expectation.description
 
-
-def _counted(expectation, count: "row_scan.RowCount", sample: list[dict] | None) -> ExpectationValidationResult:
-    """A row query's result as GX's own `unexpected_rows_expectation` states it, with a sample of
-    the rows it found (GX gives them only in its COMPLETE format, which reads them all)."""
-    if count.error is not None:
-        return ExpectationValidationResult(
-            success=False, expectation_config=expectation, result={},
-            exception_info={"raised_exception": True, "exception_message": count.error, "exception_traceback": None},
-        )
-    details = {"details": {"unexpected_rows": sample}} if sample else {}
-    return ExpectationValidationResult(success=count.rows == 0, expectation_config=expectation,
-                                       result={"observed_value": count.rows, **details})
+    placed: dict[int, Any] = dict(evaluated)
+    waiting = [i for i in range(len(everything)) if i not in evaluated]
+    for r in by_gx:
+        i = next((i for i in waiting if identity(everything[i]) == identity(r.expectation_config)), None)
+        i = waiting[0] if i is None else i  # GX states every expectation it ran; never expected to miss
+        waiting.remove(i)
+        placed[i] = r
+    return [placed[i] for i in sorted(placed)]
 
 
 def _restate(result) -> None:
@@ -150,8 +149,9 @@ def _restate(result) -> None:
 def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
                    data_docs: Path | None = None) -> ValidationOutcome:
     """Run the source's suite (generated checks, then the file's rules: `build_suite`) on one
-    landed batch of `staging.<source>`; returns every result, in suite order. The row queries
-    `aim.row_scan` can count are counted in one scan; GX runs the rest.
+    landed batch of `staging.<source>`; returns every result, in suite order. The expectations
+    `aim.scan_checks` evaluates (row queries, not-null, value sets, regexes) are counted in one
+    scan; GX runs the rest.
 
     With `data_docs`, also builds GX Data Docs (HTML) for this validation into that folder.
     Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
@@ -160,15 +160,12 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
     suite_path = settings.expectations_dir() / config.expectation_suite
     built = build_suite(config, suite_path)
     everything = [e.configuration for e in built.expectations]
-    scanned = [i for i, e in enumerate(everything) if _condition(e) is not None]
-    with db.transaction(warehouse_url) as conn, conn.cursor() as cur:  # the row queries: one scan for all
-        counts = dict(zip(scanned, row_scan.count_rows(cur, config.staging_table, batch_id,
-                                                       [_condition(everything[i]) for i in scanned],
-                                                       config.typed_columns)))
-        samples = {i: row_scan.sample_rows(cur, config.staging_table, batch_id, _condition(everything[i]), SAMPLE_SIZE)
-                   for i, count in counts.items() if count.rows}  # a few of the rows a failed query found
+    with db.transaction(warehouse_url) as conn, conn.cursor() as cur:  # what the platform checks: one scan
+        checks = {i: check for i, e in enumerate(everything) if (check := scan_checks.scan_check(cur, e)) is not None}
+        evaluated = dict(zip(checks, scan_checks.evaluate(cur, config.staging_table, batch_id, list(checks.values()),
+                                                          typed=config.typed_columns, result_format=RESULT_FORMAT)))
     suite = gx.ExpectationSuite(name=built.name, meta=built.meta,  # the rest, for GX to run
-                                expectations=[e for i, e in enumerate(built.expectations) if i not in counts])
+                                expectations=[e for i, e in enumerate(built.expectations) if i not in evaluated])
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     url = db.normalize_url(warehouse_url).render_as_string(hide_password=False)  # psycopg2, like every other step
@@ -194,12 +191,10 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str,
     )
     result = validation.run(  # .run (not batch.validate) stores the result, so Data Docs can show it
         batch_parameters={BATCH_COLUMN: batch_id},
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+        result_format=RESULT_FORMAT,
     )
-    ran = iter(result.results)
-    result.results = [_counted(everything[i], counts[i], samples.get(i)) if i in counts else next(ran)
-                      for i in range(len(everything))]
-    if counts:  # the stored result (what Data Docs show) holds every expectation, in suite order
+    result.results = _in_suite_order(everything, evaluated, result.results)
+    if evaluated:  # the stored result (what Data Docs show) holds every expectation, in suite order
         _restate(result)
         store = context.validation_results_store
         (key,) = store.list_keys()

@@ -126,6 +126,14 @@ def sample_rows(cur, table: tuple[str, str], batch_id: str, condition: str, limi
     return [row[0] for row in cur.fetchall()]
 
 
+def sample_values(cur, table: tuple[str, str], batch_id: str, column: str, condition: str, limit: int) -> list:
+    """Up to `limit` values of `column` in the rows of the batch the condition holds for."""
+    batch = batch_sql(cur, table, batch_id)
+    cur.execute(f"SELECT {quoted(column)} FROM {batch} WHERE coalesce(({condition.format(batch=batch)}), false) "
+                f"ORDER BY {ROW_ID_COLUMN} LIMIT {int(limit)}")
+    return [row[0] for row in cur.fetchall()]
+
+
 def _try(cur, statement: str) -> tuple | str:
     """The statement's one row, or the database's error message (rolled back to before it)."""
     cur.execute("SAVEPOINT aim_row_scan")
