@@ -553,6 +553,21 @@ def test_casts_to_refuses_a_type_it_does_not_check(warehouse):
             cur.execute("SELECT ops.casts_to('{}', 'json')")
 
 
+def test_the_parse_and_cast_functions_work_in_a_parallel_query(warehouse):
+    """A check on a batch big enough for a parallel plan: PostgreSQL 15 refuses a subtransaction (an
+    exception block) in a parallel worker, so there the functions must keep the plan serial."""
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version_num")
+        force = "debug_parallel_query" if int(cur.fetchone()[0]) >= 160000 else "force_parallel_mode"
+        cur.execute(f"SET LOCAL {force} = on")  # every parallel-safe plan runs in a worker
+        cur.execute("CREATE TABLE public.parallel_values (value text)")  # not temporary: those never go parallel
+        cur.execute("INSERT INTO public.parallel_values VALUES ('2026-06-01 10:00'), ('not a time'), ('12.5'), ('x')")
+        cur.execute("SELECT count(ops.try_timestamp(value)), count(ops.try_numeric(value)), "
+                    "count(*) FILTER (WHERE ops.casts_to(value, 'date')) FROM public.parallel_values")
+        assert cur.fetchone() == (1, 1, 1)
+        conn.rollback()
+
+
 # ---- one scan for the row queries (aim.row_scan) ------------------------------------------------
 
 @pytest.fixture

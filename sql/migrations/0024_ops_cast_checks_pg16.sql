@@ -13,8 +13,20 @@ BEGIN
     IF value IS NULL OR type_name = 'text' THEN
         RETURN true;  -- NULL casts to NULL, text to itself
     END IF;
-    IF current_setting('server_version_num')::integer >= 160000 THEN
-        RETURN pg_input_is_valid(value, type_name);  -- planned only when reached: 15 never plans it
+    IF current_setting('server_version_num')::integer >= 160000 THEN  -- planned only when reached: 15 never plans it
+        -- One call site per type: pg_input_is_valid keeps the first type it was called with for
+        -- the rest of the session at each call site, so a call site must not see two types.
+        CASE type_name
+            WHEN 'smallint' THEN RETURN pg_input_is_valid(value, 'smallint');
+            WHEN 'integer' THEN RETURN pg_input_is_valid(value, 'integer');
+            WHEN 'bigint' THEN RETURN pg_input_is_valid(value, 'bigint');
+            WHEN 'numeric' THEN RETURN pg_input_is_valid(value, 'numeric');
+            WHEN 'double precision' THEN RETURN pg_input_is_valid(value, 'double precision');
+            WHEN 'boolean' THEN RETURN pg_input_is_valid(value, 'boolean');
+            WHEN 'date' THEN RETURN pg_input_is_valid(value, 'date');
+            WHEN 'timestamp' THEN RETURN pg_input_is_valid(value, 'timestamp');
+            WHEN 'timestamptz' THEN RETURN pg_input_is_valid(value, 'timestamptz');
+        END CASE;
     END IF;
     -- The commonest shapes cast for certain: answer them without entering the exception block.
     IF (type_name = 'smallint' AND value ~ '^-?[0-9]{1,4}$')
