@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
@@ -16,7 +18,8 @@ from aim import db
 from aim.migrations import migrate
 from aim.sources import SourceConfig
 from aim.staging import copy_chunks, discard_batch
-from aim.tables import ensure_tables
+from aim.tables import ensure_tables, ensure_tables_once, qualified
+from aim_demo.databases import libpq_dsn
 
 COLUMNS = ["record_id", "note", "amount"]
 
@@ -173,3 +176,38 @@ def test_discarding_a_batch_with_no_rows_deletes_nothing(table):
         assert discard_batch(cur, table.name, "b_absent") == 0, "a batch with nothing staged deletes 0 rows"
 
     assert table.rows() == before, "discarding an absent batch leaves staging as it was"
+
+
+# ---- the tables are made once per configuration (aim.tables.ensure_tables_once) ----------------
+
+def test_a_run_with_an_unchanged_configuration_makes_no_ddl_even_while_an_analyst_reads_core(warehouse):
+    config = drop_config(f"shape_{uuid.uuid4().hex[:8]}")
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        assert ensure_tables_once(cur, config), "the first run makes the tables"
+
+    analyst = psycopg2.connect(libpq_dsn(warehouse))
+    try:
+        with analyst.cursor() as reading:  # an analyst's query, still open: it holds a lock ALTER TABLE waits for
+            reading.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(config.core_table)))
+            with db.transaction(warehouse) as conn, conn.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = '2s'")
+                assert not ensure_tables_once(cur, config), "an unchanged configuration: no DDL, no wait"
+
+            grown = config.model_copy(update={"columns": [*config.columns, config.columns[1].model_copy(
+                update={"name": "inspector"})]})
+            with pytest.raises(psycopg2.errors.LockNotAvailable):  # a changed one must alter core: it waits
+                with db.transaction(warehouse) as conn, conn.cursor() as cur:
+                    cur.execute("SET LOCAL lock_timeout = '1s'")
+                    ensure_tables_once(cur, grown)
+    finally:
+        analyst.rollback()
+        analyst.close()
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        assert ensure_tables_once(cur, grown), "once the analyst is done, the new column is added"
+        cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'core' "
+                    "AND table_name = %s AND column_name = 'inspector'", (config.source,))
+        assert cur.fetchone()[0] == 1
+        cur.execute(sql.SQL("DROP TABLE {}").format(qualified(config.core_table)))
+        assert ensure_tables_once(cur, grown), "a table dropped by hand is made again, though the shape is known"
+        assert not ensure_tables_once(cur, grown)

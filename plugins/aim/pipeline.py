@@ -18,7 +18,7 @@ from aim.migrations import migrate
 from aim.sources import SourceConfig
 from aim.staging import discard_batch
 from aim.storage import target_from_url
-from aim.tables import ensure_tables
+from aim.tables import ensure_tables_once
 
 
 class QualityGateFailed(RuntimeError):
@@ -36,12 +36,13 @@ def batch_id_for(source: str, run_id: str) -> str:
 
 
 def start_run(config: SourceConfig, *, run_id: str, dag_id: str, logical_date: Any) -> str:
-    """Bring the warehouse schema up to date, create the source's tables, log the run; returns the batch id."""
+    """Bring the warehouse schema up to date, make the source's tables (only when its configuration
+    changed since they were last made), log the run; returns the batch id."""
     url = settings.warehouse_url()
     migrate(url)
     batch_id = batch_id_for(config.source, run_id)
     with db.transaction(url) as conn, conn.cursor() as cur:
-        ensure_tables(cur, config)
+        ensure_tables_once(cur, config)  # no DDL (no lock on core) while the configuration is unchanged
         runlog.start_run(
             cur, source=config.source, run_id=run_id, dag_id=dag_id, batch_id=batch_id, logical_date=logical_date
         )

@@ -7,6 +7,9 @@ the batch and run that last changed it. Identifiers are always quoted (`psycopg2
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from psycopg2 import sql
 
 from aim.sources import SourceConfig
@@ -15,6 +18,7 @@ BATCH_COLUMN = "_batch_id"
 ORIGIN_COLUMN = "_origin"
 ROW_ID_COLUMN = "_row_id"  # identifies a staged row, so a row-level rule can set it aside
 TRACE_COLUMNS = ("_batch_id", "_run_id", "_loaded_at")
+TABLES_LAYOUT = 2  # the layout `ensure_tables` makes: change it with what ensure_tables does
 
 
 def qualified(schema_table: tuple[str, str]) -> sql.Identifier:
@@ -73,3 +77,33 @@ def ensure_tables(cur, config: SourceConfig) -> None:
             core, sql.Literal(f"{config.department}, {config.system}. {config.description}".strip())
         )
     )
+
+
+def table_shape(config: SourceConfig) -> str:
+    """A hash of everything `ensure_tables` makes the source's tables from."""
+    shape = {"layout": TABLES_LAYOUT, "source": config.source, "department": config.department,
+             "system": config.system, "description": config.description, "key": list(config.key),
+             "columns": [[c.name, c.type, c.description] for c in config.columns]}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def ensure_tables_once(cur, config: SourceConfig) -> bool:
+    """`ensure_tables`, unless both tables exist and were last made to this very configuration
+    (`ops.source_table_shape`): then no DDL at all. Returns True when it ran the DDL."""
+    shape = table_shape(config)
+    cur.execute(
+        "SELECT shape_sha256 = %s AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+        "FROM ops.source_table_shape WHERE source = %s",
+        (shape, qualified(config.staging_table).as_string(cur), qualified(config.core_table).as_string(cur),
+         config.source),
+    )
+    row = cur.fetchone()
+    if row is not None and row[0]:
+        return False
+    ensure_tables(cur, config)
+    cur.execute(
+        "INSERT INTO ops.source_table_shape (source, shape_sha256) VALUES (%s, %s) "
+        "ON CONFLICT (source) DO UPDATE SET shape_sha256 = EXCLUDED.shape_sha256, made_at = now()",
+        (config.source, shape),
+    )
+    return True
