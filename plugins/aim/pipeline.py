@@ -78,7 +78,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     raises `QualityGateFailed`; core, the watermark and the exports are not touched. Warnings are
     recorded and the batch goes on.
     """
-    from aim import gate
+    from aim import gate, row_scan
     from aim.generated_checks import suite_expectations
 
     url = settings.warehouse_url()
@@ -89,9 +89,11 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
+        # which typed columns cast in every row: found once, for the gate's scan and the suite's
+        castable = row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns)
         _, results = gate.reject_rows(
             cur, config, gate.row_rules_from(suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id,
-            landed=landed,
+            landed=landed, castable=castable,
         )
         rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)
@@ -100,7 +102,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         if landed - rejected > 0:
             from aim import quality  # great_expectations takes seconds to import: only for rows to validate
 
-            outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site))
+            outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site), castable=castable)
             docs_page = quality_report.publish_data_docs(target, config.source, Path(site))
         else:
             outcome, docs_page = gate.ValidationOutcome(suite=Path(config.expectation_suite).stem), None

@@ -90,20 +90,23 @@ def columns_that_cast(cur, table: tuple[str, str], batch_id: str, typed: list[tu
 
 
 def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str],
-               typed: list[tuple[str, str]] = ()) -> list[RowCount]:
+               typed: list[tuple[str, str]] = (), castable: list[tuple[str, str]] | None = None) -> list[RowCount]:
     """For each condition (from `condition_of`), the rows of the batch it holds for: one scan of the
     batch for all of them. A condition that raises is counted alone and gets its error instead;
     the transaction stays usable.
 
     `typed`, the source's (column, type) pairs, lets the scan skip `ops.casts_to`, a PL/pgSQL call
     per value: for a column whose every value casts (`columns_that_cast`), its
-    `ops.casts_to(column, type)` is `true` in every condition."""
+    `ops.casts_to(column, type)` is `true` in every condition. `castable`, when given, is that
+    list already found for the batch (rows only left it since)."""
     if not conditions:
         return []
     batch = batch_sql(cur, table, batch_id)
     filled = [c.format(batch=batch) for c in conditions]  # run without parameters: % is no placeholder
     if any("ops.casts_to(" in c for c in filled):
-        for column, type_ in columns_that_cast(cur, table, batch_id, list(typed)):
+        if castable is None:
+            castable = columns_that_cast(cur, table, batch_id, list(typed))
+        for column, type_ in castable:
             filled = [c.replace(casts_to_sql(quoted(column), type_), "true") for c in filled]
     counts = ", ".join(f"count(*) FILTER (WHERE coalesce(({c}), false))" for c in filled)
     outcome = _try(cur, f"SELECT {counts} FROM {batch}")

@@ -94,7 +94,7 @@ def scan_check(cur, expectation) -> ScanCheck | None:
 
 
 def evaluate(cur, table: tuple[str, str], batch_id: str, checks: list[ScanCheck], *, typed: list[tuple[str, str]],
-             result_format: dict) -> list[ExpectationValidationResult]:
+             result_format: dict, castable: list[tuple[str, str]] | None = None) -> list[ExpectationValidationResult]:
     """Every check's result on the batch, in order: one scan counts them all (and the batch's rows,
     and each map column's nulls); a failed check then reads a sample of what it found."""
     if not checks:
@@ -104,7 +104,7 @@ def evaluate(cur, table: tuple[str, str], batch_id: str, checks: list[ScanCheck]
         conditions.append(check.unexpected)
         if check.column is not None:
             conditions.append(f"{quoted(check.column)} IS NULL")
-    counts = iter(row_scan.count_rows(cur, table, batch_id, conditions, typed))
+    counts = iter(row_scan.count_rows(cur, table, batch_id, conditions, typed, castable))
     total = next(counts)
     sample_size = result_format.get("partial_unexpected_count", 20)
     results = []
