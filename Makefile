@@ -14,7 +14,7 @@ demo: $(STAMP) ## run every source end to end on the embedded warehouse, print a
 test: $(STAMP) chromium redis-server ## run the test suite (real PostgreSQL, real S3 server, real DAG runs, real browser); PYTEST_ARGS=... passes options
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) ## whole-path ingest benchmark (raw COPY pipe, ingest tasks, no-change rerun, dlt) at 10k/100k/1M rows, 3 repeats; rewrites docs/benchmarks.md (~20 min on 2 cores); BENCH_SERVER=URL for another PostgreSQL server
+bench: $(STAMP) ## whole-path ingest benchmark (raw COPY pipe, ingest tasks, no-change rerun, dlt) at 10k/100k/1M rows, 3 repeats; rewrites docs/benchmarks.md (~10 min on 2 cores); BENCH_SERVER=URL for another PostgreSQL server
 	$(BIN)/python benchmarks/ingest_path.py --sizes 10000,100000,1000000 --repeats 3 --write-docs docs/benchmarks.md $(if $(BENCH_SERVER),--server "$(BENCH_SERVER)")
 
 stack: $(STAMP) redis-server ## Airflow as deployed (CeleryExecutor, 2 Celery workers, own redis, PostgreSQL metadata) in the background on http://127.0.0.1:8080
