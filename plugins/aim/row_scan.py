@@ -122,17 +122,19 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
 def sample_rows(cur, table: tuple[str, str], batch_id: str, condition: str, limit: int) -> list[dict]:
     """Up to `limit` rows of the batch the condition holds for, as column -> value (the staged text),
     without the platform's own columns: what a failed row query shows IT operations."""
-    batch = batch_sql(cur, table, batch_id)
     platform = ", ".join(f"'{c}'" for c in (BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN))
-    cur.execute(f"SELECT to_jsonb(batch) - ARRAY[{platform}] FROM {batch} "
-                f"WHERE coalesce(({condition.format(batch=batch)}), false) ORDER BY {ROW_ID_COLUMN} LIMIT {int(limit)}")
-    return [row[0] for row in cur.fetchall()]
+    return _sample(cur, table, batch_id, f"to_jsonb(batch) - ARRAY[{platform}]", condition, limit)
 
 
 def sample_values(cur, table: tuple[str, str], batch_id: str, column: str, condition: str, limit: int) -> list:
     """Up to `limit` values of `column` in the rows of the batch the condition holds for."""
+    return _sample(cur, table, batch_id, quoted(column), condition, limit)
+
+
+def _sample(cur, table: tuple[str, str], batch_id: str, selected: str, condition: str, limit: int) -> list:
+    """`selected` of the first `limit` rows (in landing order) of the batch the condition holds for."""
     batch = batch_sql(cur, table, batch_id)
-    cur.execute(f"SELECT {quoted(column)} FROM {batch} WHERE coalesce(({condition.format(batch=batch)}), false) "
+    cur.execute(f"SELECT {selected} FROM {batch} WHERE coalesce(({condition.format(batch=batch)}), false) "
                 f"ORDER BY {ROW_ID_COLUMN} LIMIT {int(limit)}")
     return [row[0] for row in cur.fetchall()]
 

@@ -120,7 +120,7 @@ def evaluate(cur, table: tuple[str, str], batch_id: str, checks: list[ScanCheck]
             results.append(_row_query_result(cur, table, batch_id, check, found[0].rows, sample_size))
         else:
             results.append(_map_result(cur, table, batch_id, check, total.rows, found[0].rows, found[1].rows,
-                                       result_format))
+                                       result_format, sample_size))
     return results
 
 
@@ -133,7 +133,8 @@ def _row_query_result(cur, table, batch_id, check: ScanCheck, unexpected: int, s
     return ExpectationValidationResult(success=unexpected == 0, expectation_config=check.expectation, result=result)
 
 
-def _map_result(cur, table, batch_id, check: ScanCheck, total: int, unexpected: int, nulls: int, result_format: dict):
+def _map_result(cur, table, batch_id, check: ScanCheck, total: int, unexpected: int, nulls: int, result_format: dict,
+                sample_size: int):
     """As GX's column map expectations state it: success when the share of judged rows that are
     unexpected is within `mostly` (vacuously, when none is judged), counts and percentages, and a
     sample of the unexpected values."""
@@ -142,8 +143,7 @@ def _map_result(cur, table, batch_id, check: ScanCheck, total: int, unexpected: 
     success = judged == 0 or (judged - unexpected) / judged >= mostly
     values = []
     if unexpected:
-        values = row_scan.sample_values(cur, table, batch_id, check.column, check.unexpected,
-                                        result_format.get("partial_unexpected_count", 20))
+        values = row_scan.sample_values(cur, table, batch_id, check.column, check.unexpected, sample_size)
     formatted = _format_map_output(
         result_format=parse_result_format(result_format), success=success, element_count=total,
         nonnull_count=None if check.nulls_judged else total - nulls, unexpected_count=unexpected, unexpected_list=values,

@@ -52,6 +52,9 @@ def copy_chunks(
     return total
 
 
+_READ_BYTES = 1 << 16  # how much `copy_csv` hands COPY at a time
+
+
 def copy_csv(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterable[bytes]) -> int:
     """`COPY` CSV bytes into `table`: rows of the batch id, the origin, then `columns` (what
     `copy_chunks` writes). An empty value lands as NULL, quoted or not, as in `copy_chunks`. Reads
@@ -62,9 +65,6 @@ def copy_csv(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterab
     )
     cur.copy_expert(statement.as_string(cur), _Reader(iter(pieces)), size=_READ_BYTES)
     return cur.rowcount
-
-
-_READ_BYTES = 1 << 16
 
 
 class _Reader:

@@ -43,27 +43,26 @@ class SqlTable(SourceKind):
         return url_from_airflow_connection(conn)
 
     def chunks(self, config, access: Any, request: ExtractRequest) -> Iterator[Chunk]:
-        from aim.extract.sql import TableRead
-
-        read = TableRead(
-            access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
-            config.extract.watermark_column, since=request.since,
-        )
-        for rows in read.chunks():
+        for rows in _table_read(config, access, request).chunks():
             yield Chunk(rows)
 
     def copy_out(self, config, access: Any, request: ExtractRequest, *, batch_id: str) -> Iterator[bytes] | None:
         """A PostgreSQL source writes its rows as CSV itself (`COPY ... TO STDOUT`): bytes, not
         Python objects, on the way to staging. Not for a source whose key the platform derives."""
-        from aim.extract.sql import TableRead
-
         if config.derived_key is not None:
             return None
-        read = TableRead(
-            access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
-            config.extract.watermark_column, since=request.since,
-        )
+        read = _table_read(config, access, request)
         return read.copy_out(leading=[batch_id, None]) if read.server_copies() else None
+
+
+def _table_read(config, access: Any, request: ExtractRequest):
+    """The read of the source's table a landing asks for: its extracted columns, changed since `request.since`."""
+    from aim.extract.sql import TableRead
+
+    return TableRead(
+        access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
+        config.extract.watermark_column, since=request.since,
+    )
 
 
 KIND = SqlTable()
