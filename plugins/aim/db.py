@@ -108,21 +108,30 @@ def transaction(url: str | URL) -> Iterator[Any]:
         eng.dispose()
 
 
+def attempt(cur, statement, params: Any = None, *, errors: Any = None) -> list[tuple] | Exception:
+    """The rows of a query, or the error it raised (one of `errors`; default: a data error, a
+    value that does not cast), rolled back to before it: it runs in a savepoint, so the
+    transaction goes on. Any other error propagates."""
+    import psycopg2
+
+    cur.execute("SAVEPOINT aim_attempt")
+    try:
+        cur.execute(statement, params)
+        rows = cur.fetchall()
+    except (errors or psycopg2.DataError) as err:
+        cur.execute("ROLLBACK TO SAVEPOINT aim_attempt")
+        return err
+    cur.execute("RELEASE SAVEPOINT aim_attempt")
+    return rows
+
+
 def rows_of_first_that_casts(cur, statements: list, params: Any = None) -> list[tuple]:
     """The rows of the first of `statements` that runs without a data error (a value that does
     not cast), each tried in a savepoint so the transaction goes on; the last one's error is
     raised. For a fast statement with plain casts, followed by one that checks each value."""
-    import psycopg2
-
     for statement in statements[:-1]:
-        cur.execute("SAVEPOINT aim_first_that_casts")
-        try:
-            cur.execute(statement, params)
-            rows = cur.fetchall()
-        except psycopg2.DataError:
-            cur.execute("ROLLBACK TO SAVEPOINT aim_first_that_casts")
-            continue
-        cur.execute("RELEASE SAVEPOINT aim_first_that_casts")
-        return rows
+        rows = attempt(cur, statement, params)
+        if not isinstance(rows, Exception):
+            return rows
     cur.execute(statements[-1], params)
     return cur.fetchall()

@@ -151,27 +151,17 @@ def uncastable(cur, config: SourceConfig, batch_id: str) -> list[tuple[str, str,
             name=name, type=sql.SQL(column.type), staging=qualified(config.staging_table),
             batch=sql.Identifier(BATCH_COLUMN),
         )
-        if _fails(cur, probe, (batch_id,)):
+        if isinstance(db.attempt(cur, probe, (batch_id,)), Exception):
             cur.execute(
                 sql.SQL("SELECT DISTINCT {name} FROM {staging} WHERE {batch} = %s AND {name} IS NOT NULL LIMIT 1000")
                 .format(name=name, staging=qualified(config.staging_table), batch=sql.Identifier(BATCH_COLUMN)),
                 (batch_id,),
             )
             values = [r[0] for r in cur.fetchall()]
-            bad = [v for v in values if _fails(cur, sql.SQL("SELECT %s::{}").format(sql.SQL(column.type)), (v,))]
+            bad = [v for v in values
+                   if isinstance(db.attempt(cur, sql.SQL("SELECT %s::{}").format(sql.SQL(column.type)), (v,)), Exception)]
             found.append((column.name, column.type, bad[:SAMPLE]))
     return found
-
-
-def _fails(cur, statement, params) -> bool:
-    cur.execute("SAVEPOINT aim_probe")
-    try:
-        cur.execute(statement, params)
-    except psycopg2.DataError:
-        cur.execute("ROLLBACK TO SAVEPOINT aim_probe")
-        return True
-    cur.execute("RELEASE SAVEPOINT aim_probe")
-    return False
 
 
 def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from aim.generated_checks import quoted, casts_to_sql
+from aim import db
+from aim.generated_checks import casts_to_sql, quoted
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 
 _SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<condition>.+?)\s*;?\s*$", re.I | re.S)
@@ -141,12 +142,7 @@ def _sample(cur, table: tuple[str, str], batch_id: str, selected: str, condition
 
 def _try(cur, statement: str) -> tuple | str:
     """The statement's one row, or the database's error message (rolled back to before it)."""
-    cur.execute("SAVEPOINT aim_row_scan")
-    try:
-        cur.execute(statement)
-        row = cur.fetchone()
-    except psycopg2.Error as err:
-        cur.execute("ROLLBACK TO SAVEPOINT aim_row_scan")
-        return (err.pgerror or str(err)).strip().splitlines()[0]
-    cur.execute("RELEASE SAVEPOINT aim_row_scan")
-    return row
+    outcome = db.attempt(cur, statement, errors=psycopg2.Error)
+    if isinstance(outcome, Exception):
+        return (outcome.pgerror or str(outcome)).strip().splitlines()[0]
+    return outcome[0]
