@@ -11,7 +11,13 @@ server, then, each in a fresh process:
 - `land-rows`: the platform's path for every other SQL source (server-side cursor, 10,000-row
   chunks of Python rows, written as CSV to COPY), on the same PostgreSQL source;
 - `copy`: the baseline, PostgreSQL to PostgreSQL with nothing in between: `COPY (SELECT ...) TO
-  STDOUT` piped into `COPY ... FROM STDIN` of the same staging table, through one buffer.
+  STDOUT` piped into `COPY ... FROM STDIN` of the same staging table, through one buffer;
+- `land-file`: the same rows delivered as a CSV file (written by the source's `COPY ... TO` with a
+  header, before the timer starts) and landed by the platform's file drop path: Arrow reads the
+  file into columns and writes them to COPY (`aim.extract.files.csv_columns`);
+- `land-file-rows`: the same file through the row reader (`csv.reader`, a Python tuple per row,
+  `csv.writer` to COPY), the way a file Arrow refuses is landed;
+- `copy-file`: the file's baseline, `COPY ... FROM STDIN` of the file's bytes as they are.
 
 It prints one JSON line per measurement and a table; docs/benchmarks.md keeps the figures.
 """
@@ -22,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -136,6 +143,77 @@ def measure_copy(source: str, warehouse: str) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def _source_file(source: str, folder: Path) -> Path:
+    """The source's rows as a delivered CSV file in `folder`: a header of the source's column names."""
+    import psycopg2
+
+    from aim_demo.databases import libpq_dsn
+
+    path = folder / "incidents.csv"
+    conn = psycopg2.connect(libpq_dsn(source))
+    with conn, conn.cursor() as cur, open(path, "w", encoding="utf-8", newline="") as out:
+        cur.copy_expert("COPY rms.incident TO STDOUT WITH (FORMAT csv, HEADER)", out)
+    conn.close()
+    return path
+
+
+def _file_config(folder: Path):
+    """The police source, as if its rows were delivered as CSV files in `folder`."""
+    import yaml
+
+    from aim.settings import sources_dir
+    from aim.sources import SourceConfig
+
+    raw = yaml.safe_load((sources_dir() / "mpd_crime_incidents.yaml").read_text(encoding="utf-8"))
+    raw.update(kind="file", connection_id=None,
+               extract={"location": str(folder), "pattern": "*.csv", "format": {"kind": "csv"}})
+    return SourceConfig.model_validate(raw)
+
+
+def measure_land_file(source: str, warehouse: str, *, rows_path: bool = False) -> dict:
+    """Run in a fresh process: land the source's rows delivered as a CSV file through the file drop
+    path (Arrow's columns; with `rows_path`, the row reader, as for a file Arrow refuses)."""
+    from aim import db
+    from aim.extract.files import csv_columns
+    from aim.landing import land
+    from aim.tables import ensure_tables
+
+    if rows_path:
+        def refuse(self):
+            raise csv_columns.NotColumnar("benchmark: the row reader's path")
+        csv_columns.CsvFile.tables = refuse
+    with tempfile.TemporaryDirectory(prefix="aim-bench-") as folder:
+        config = _file_config(Path(folder))
+        _source_file(source, Path(folder))
+        started = time.perf_counter()
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            ensure_tables(cur, config)
+            landed = land(cur, config, config.source_kind.access(config, None), batch_id="bench")
+        seconds = time.perf_counter() - started
+    return {"path": "land-file-rows" if rows_path else "land-file", "rows": landed.rows,
+            "seconds": round(seconds, 2), "peak_rss_mb": peak_rss_mb()}
+
+
+def measure_copy_file(source: str, warehouse: str) -> dict:
+    """Run in a fresh process: the file's baseline, its bytes straight into staging's COPY."""
+    from aim import db
+    from aim.tables import ensure_tables
+
+    with tempfile.TemporaryDirectory(prefix="aim-bench-") as folder:
+        config = _file_config(Path(folder))
+        path = _source_file(source, Path(folder))
+        columns = ", ".join(config.column_names)
+        started = time.perf_counter()
+        with db.transaction(warehouse) as conn, conn.cursor() as cur, open(path, "rb") as data:
+            ensure_tables(cur, config)
+            cur.execute("ALTER TABLE staging.mpd_crime_incidents ALTER COLUMN _batch_id SET DEFAULT 'copy'")
+            cur.copy_expert(f"COPY staging.mpd_crime_incidents ({columns}) FROM STDIN WITH (FORMAT csv, HEADER)",
+                            data)
+            rows = cur.rowcount
+        seconds = time.perf_counter() - started
+    return {"path": "copy-file", "rows": rows, "seconds": round(seconds, 2), "peak_rss_mb": peak_rss_mb()}
+
+
 def run_child(mode: str, source: str, warehouse: str) -> dict:
     """One measurement in a fresh Python process, so peak RSS is that measurement's alone."""
     out = subprocess.run(
@@ -145,7 +223,10 @@ def run_child(mode: str, source: str, warehouse: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def benchmark(server: str, rows: int, modes=("land", "land-rows", "copy")) -> list[dict]:
+MODES = ("land", "land-rows", "copy", "land-file", "land-file-rows", "copy-file")
+
+
+def benchmark(server: str, rows: int, modes=MODES) -> list[dict]:
     """Measure each mode for `rows` rows on fresh databases (dropped afterwards)."""
     results = []
     for mode in modes:
@@ -166,7 +247,9 @@ def main() -> int:
     if args.child:
         mode, source, warehouse = args.child
         measure = {"land": measure_land, "land-rows": lambda *urls: measure_land(*urls, rows_path=True),
-                   "copy": measure_copy}[mode]
+                   "copy": measure_copy, "land-file": measure_land_file,
+                   "land-file-rows": lambda *urls: measure_land_file(*urls, rows_path=True),
+                   "copy-file": measure_copy_file}[mode]
         print(json.dumps(measure(source, warehouse)))
         return 0
     if not args.server:
@@ -176,9 +259,9 @@ def main() -> int:
         for result in benchmark(args.server, rows):
             print(json.dumps(result), flush=True)
             table.append(result)
-    print(f"\n{'path':<9} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    print(f"\n{'path':<14} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
     for r in table:
-        print(f"{r['path']:<9} {r['rows']:>10,} {r['seconds']:>8} {r['rows'] / max(r['seconds'], 1e-9):>10,.0f} "
+        print(f"{r['path']:<14} {r['rows']:>10,} {r['seconds']:>8} {r['rows'] / max(r['seconds'], 1e-9):>10,.0f} "
               f"{r['peak_rss_mb']:>12}")
     return 0
 

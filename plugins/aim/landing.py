@@ -3,7 +3,8 @@
 The source's kind (`aim.source_kinds`) yields its rows a chunk at a time (a server-side cursor,
 a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. A source that
 can write its rows as CSV itself (a PostgreSQL table: `SourceKind.copy_out`) streams that CSV
-straight into staging's COPY instead, bytes that never become Python objects. The rest is
+straight into staging's COPY instead, bytes that never become Python objects; a CSV file is read
+by Arrow into columns that Arrow writes to COPY (`Chunk.columnar`). The rest is
 the same for every kind: a derived key, when the source has none, is computed from the row's
 content; an incremental source reads from its watermark less the overlap, and its batch's
 candidate watermark is capped at the extraction's start less the clock skew allowance
@@ -24,7 +25,7 @@ from aim import batches, clock, db, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
-from aim.staging import copy_chunks, copy_csv
+from aim.staging import copy_chunks, copy_csv, copy_tables
 from aim.tables import BATCH_COLUMN, qualified
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python
         if window is not None:
             newest = _newest(newest, (row[watermark_at] for row in chunk.rows), column_type)
-        rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id,
-                           [_with_derived_key(config, chunk.rows)], origin=chunk.origin)
+        if chunk.columnar is not None:
+            rows = _land_columnar(cur, config, batch_id, chunk)
+        else:
+            rows = copy_chunks(cur, config.staging_table, config.column_names, batch_id,
+                               [_with_derived_key(config, chunk.rows)], origin=chunk.origin)
         landed.rows += rows
         if chunk.file is not None:
             files.setdefault(chunk.file.key, (chunk.file, []))[1].append(rows)
@@ -121,6 +125,24 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
                         "move the watermark, which stays at or below %s", config.source, config.watermark_column,
                         newest, extract.clock_skew_seconds, window.ceiling)
     return landed
+
+
+def _land_columnar(cur, config: SourceConfig, batch_id: str, chunk) -> int:
+    """Land a file Arrow reads into columns (`Chunk.columnar`); when Arrow meets what only the
+    row reader judges, undo what it landed and land the file's rows instead. Returns rows landed."""
+    from aim.extract.files.csv_columns import NotColumnar
+
+    cur.execute("SAVEPOINT aim_columnar")
+    try:
+        rows = copy_tables(cur, config.staging_table, config.column_names, batch_id, chunk.origin,
+                           chunk.columnar.tables())
+    except NotColumnar as refusal:
+        cur.execute("ROLLBACK TO SAVEPOINT aim_columnar")
+        log.info("%s; the row reader reads the file", refusal)
+        return copy_chunks(cur, config.staging_table, config.column_names, batch_id, chunk.columnar.rows(),
+                           origin=chunk.origin)
+    cur.execute("RELEASE SAVEPOINT aim_columnar")
+    return rows
 
 
 def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:

@@ -2,16 +2,22 @@
 
 An empty value and a missing value land alike, as NULL: source exports use empty strings for
 missing values, and staging keeps one meaning for "nothing here".
+
+Three ways in, one result: rows of Python values (`copy_chunks`), CSV that a PostgreSQL source
+writes itself (`copy_csv`), and Arrow tables that Arrow writes as CSV (`copy_tables`).
 """
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from psycopg2 import sql
 
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, qualified
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _as_text(value: Any) -> Any:
@@ -84,6 +90,30 @@ class _Reader:
         out = bytes(self._buffer[:size])
         del self._buffer[:size]
         return out
+
+
+def copy_tables(cur, table: tuple[str, str], columns: Sequence[str], batch_id: str, origin: str | None,
+                tables: Iterable["pa.Table"]) -> int:
+    """`COPY` Arrow tables (string columns, in the order of `columns`, missing values null) into `table`,
+    tagged with `batch_id` and `origin`: what `copy_chunks` lands from the same values as rows,
+    written as CSV by Arrow's C++ writer, one table in memory at a time. Returns rows landed."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]))
+    copy_sql = statement.as_string(cur)
+    total = 0
+    for values in tables:
+        rows = values.num_rows
+        tags = [pa.nulls(rows, pa.string()).fill_null(batch_id),
+                pa.nulls(rows, pa.string()) if origin is None else pa.nulls(rows, pa.string()).fill_null(origin)]
+        tagged = pa.table([*tags, *values.columns], names=[BATCH_COLUMN, ORIGIN_COLUMN, *columns])
+        buffer = pa.BufferOutputStream()  # every string quoted, a null left empty: NULL to COPY
+        pcsv.write_csv(tagged, buffer, write_options=pcsv.WriteOptions(include_header=False))
+        cur.copy_expert(copy_sql, pa.BufferReader(buffer.getvalue()))
+        total += rows
+    return total
 
 
 def discard_batch(cur, table: tuple[str, str], batch_id: str) -> int:

@@ -64,11 +64,14 @@ class FileVersion:
 
 @dataclass
 class Chunk:
-    """Rows in the order of the source's extracted columns, and where they came from."""
+    """Rows in the order of the source's extracted columns, and where they came from. Or, in
+    `columnar`, a whole file to land as Arrow columns (`tables()`, named as the extracted
+    columns), with `rows()` its rows as chunks, for when that raises `NotColumnar`."""
 
     rows: Sequence[Sequence[Any]]
     origin: str | None = None
     file: FileVersion | None = None
+    columnar: Any = None
 
 
 @dataclass

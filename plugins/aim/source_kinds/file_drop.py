@@ -83,10 +83,14 @@ class FileDrop(SourceKind):
         return file_store(config.extract, conn)
 
     def chunks(self, config, store: Any, request: ExtractRequest) -> Iterator[Chunk]:
+        """Each new file version's rows; a CSV file, when the platform does not derive the key
+        from its rows, as one chunk that Arrow reads into columns (`CsvFile`)."""
         from aim.extract.files import FileFormat, ReadReport, check_file_size, read_records
+        from aim.extract.files.csv_columns import CsvFile
 
         file_format = FileFormat(**config.extract.format.model_dump())
         source_columns = [c.source_name for c in config.extracted_columns]
+        columnar = file_format.kind == "csv" and config.derived_key is None
         with tempfile.TemporaryDirectory(prefix=f"aim-{config.source}-") as scratch:
             for remote in store.list(config.extract.pattern):
                 name = store.describe(remote.key)
@@ -94,6 +98,12 @@ class FileDrop(SourceKind):
                 local = Path(scratch) / "file"
                 sha256 = store.fetch(remote.key, local)
                 if request.file_known(remote.key, sha256):
+                    local.unlink()
+                    continue
+                if columnar:
+                    csv_file = CsvFile(local, file_format, source_columns, name)
+                    version = FileVersion(remote.key, sha256, remote.size, lambda f=csv_file: f.report.extra_columns)
+                    yield Chunk([], origin=remote.key, file=version, columnar=csv_file)
                     local.unlink()
                     continue
                 report = ReadReport()

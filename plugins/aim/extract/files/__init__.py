@@ -14,7 +14,9 @@ its size on disk, before a byte is read), and an xlsx whose zip declares a part 
 
 Memory stays bounded whatever the file's size; each reader module says how:
 
-- `csv_reader`: text stream through `csv.reader`, after a binary encoding pre-pass.
+- `csv_reader`: text stream through `csv.reader`, after a binary encoding pre-pass. `csv_data`
+  finds a CSV file's header only and says where its data rows start, for PostgreSQL's own CSV
+  parser (`aim.staging.copy_csv_file`), which lands plain files without a Python object per row.
 - `xlsx_reader`: openpyxl read-only mode; merged header cells streamed from the sheet's XML.
 - `json_reader`: arrays streamed with ijson, JSON Lines a line at a time; also `record_row`.
 - `common`: what they share (FileFormat, ReadReport, FileFormatError, header matching).
@@ -41,11 +43,13 @@ from .common import (
     _chunked,
     check_file_size,
 )
+from .csv_reader import CsvData
 from .json_reader import record_row
 
 __all__ = [
     "CHUNK_ROWS",
     "CSV_FIELD_LIMIT",
+    "CsvData",
     "DELIMITER_CANDIDATES",
     "HEADER_SEARCH_ROWS",
     "MAX_COMPRESSION_RATIO",
@@ -58,6 +62,7 @@ __all__ = [
     "ReadReport",
     "Row",
     "check_file_size",
+    "csv_data",
     "read_records",
     "record_row",
 ]
@@ -97,4 +102,17 @@ def read_records(
         check_file_size(path.stat().st_size, fmt, name)
         yield from _chunked(READERS[fmt.kind](path, fmt, list(columns), name, report), chunk_rows, report)
     except OSError as exc:  # only our own reading raises here: the caller's code never runs inside
+        raise FileFormatError(f"{name} cannot be read: {exc.strerror or exc}") from exc
+
+
+def csv_data(path: Path, fmt: FileFormat, columns: Sequence[str], *, display_name: str | None = None,
+             report: ReadReport | None = None) -> CsvData:
+    """Where the data rows of a CSV file start and where `columns` are in them (`CsvData`),
+    found as `read_records` finds them: a file that is too large, not text, or lacks a column
+    raises the same `FileFormatError`. The data rows are not read here."""
+    path = Path(path)
+    name = display_name or path.name
+    try:
+        return csv_reader.data_layout(path, fmt, list(columns), name, report if report is not None else ReadReport())
+    except OSError as exc:
         raise FileFormatError(f"{name} cannot be read: {exc.strerror or exc}") from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -31,6 +32,7 @@ from .common import (
     _matches,
     _norm,
     _resolve,
+    check_file_size,
 )
 
 csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
@@ -43,20 +45,70 @@ class _TextScan(NamedTuple):
 
 
 def rows(path: Path, fmt: FileFormat, columns: list[str], name: str, report: ReadReport) -> Iterator[Row]:
-    encoding, reported = _csv_encoding(path, fmt, name)
-    report.encoding = reported
+    encoding = _encoding_for(path, fmt, name, report)
     with open(path, encoding=encoding, newline="") as text:
-        records = _csv_records(csv.reader(text, delimiter=fmt.delimiter, strict=True), name)
-        try:
-            line, header = _csv_header(records, fmt, columns, name)
-            positions = _resolve(header, columns, name, f"the header (line {line})")
-        except FileFormatError as exc:
-            hint = _delimiter_hint(path, encoding, fmt, columns)
-            if not hint:
-                raise
-            raise FileFormatError(f"{exc} {hint}") from None
-        report.extra_columns = _extra_columns(header, positions)
+        reader = csv.reader(text, delimiter=fmt.delimiter, strict=True)
+        records = _csv_records(reader, name)
+        header, positions = _header_and_positions(records, path, encoding, fmt, columns, name, report)
         yield from _csv_data(records, header, positions, name, report)
+
+
+@dataclass(frozen=True)
+class CsvData:
+    """A CSV file's data rows, for a parser other than this module's (PostgreSQL's `COPY`): where
+    they start, how wide the header is, and where each requested column is in a row."""
+
+    path: Path
+    encoding: str            # the Python codec the file is read with
+    delimiter: str
+    lines_before_data: int   # physical lines (CR, LF or CRLF) up to the end of the header
+    width: int               # fields in the header
+    positions: list[int]     # each requested column's 0-based place in a row
+
+    def utf8_blocks(self, size: int = SCAN_BLOCK) -> Iterator[bytes]:
+        """The data rows as UTF-8 bytes, as they are in the file after its header, in blocks of
+        about `size` characters (bounded memory)."""
+        with open(self.path, encoding=self.encoding, newline="") as text:
+            for _ in range(self.lines_before_data):
+                text.readline()
+            while block := text.read(size):
+                yield block.encode("utf-8")
+
+
+def data_layout(path: Path, fmt: FileFormat, columns: Sequence[str], name: str, report: ReadReport) -> CsvData:
+    """Where the data rows of the CSV file at `path` start and where the requested `columns` are
+    in them, found as `rows` finds them (encoding, header row, column names), raising the same
+    `FileFormatError` for a file that is not text or lacks a column. The rows themselves are not
+    read, or checked: a parser that refuses them leaves `rows` to say why."""
+    path = Path(path)
+    check_file_size(path.stat().st_size, fmt, name)
+    encoding = _encoding_for(path, fmt, name, report)
+    with open(path, encoding=encoding, newline="") as text:
+        reader = csv.reader(text, delimiter=fmt.delimiter, strict=True)
+        header, positions = _header_and_positions(_csv_records(reader, name), path, encoding, fmt, list(columns),
+                                                  name, report)
+        return CsvData(path, encoding, fmt.delimiter, reader.line_num, len(header), positions)
+
+
+def _encoding_for(path: Path, fmt: FileFormat, name: str, report: ReadReport) -> str:
+    encoding, report.encoding = _csv_encoding(path, fmt, name)
+    return encoding
+
+
+def _header_and_positions(records: Iterator[tuple[int, list[str]]], path: Path, encoding: str, fmt: FileFormat,
+                          columns: list[str], name: str, report: ReadReport) -> tuple[list[str], list[int]]:
+    """The header record and each requested column's place in it; `records` is left just after
+    it. A missing column says which delimiter would have found it, when another would."""
+    try:
+        line, header = _csv_header(records, fmt, columns, name)
+        positions = _resolve(header, columns, name, f"the header (line {line})")
+    except FileFormatError as exc:
+        hint = _delimiter_hint(path, encoding, fmt, columns)
+        if not hint:
+            raise
+        raise FileFormatError(f"{exc} {hint}") from None
+    report.extra_columns = _extra_columns(header, positions)
+    return header, positions
 
 
 def _csv_encoding(path: Path, fmt: FileFormat, name: str) -> tuple[str, str]:
