@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from psycopg2 import sql
@@ -44,14 +45,16 @@ def copy_chunks(
         qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns])
     )
     copy_sql = statement.as_string(cur)
+    tags = (batch_id, origin)
     total = 0
     for chunk in chunks:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in chunk:
-            writer.writerow([batch_id, origin, *(_as_text(v) for v in row)])
         if not chunk:
             continue
+        if bytes in set(map(type, chain.from_iterable(chunk))):  # a value as bytes: decoded, value by value
+            chunk = [tuple(_as_text(v) for v in row) for row in chunk]
+        buffer = io.StringIO()
+        # csv's C writer walks the rows, each the tags then its values: no Python code per row or value
+        csv.writer(buffer, lineterminator="\n").writerows(map(tuple.__add__, repeat(tags), map(tuple, chunk)))
         buffer.seek(0)
         cur.copy_expert(copy_sql, buffer)
         total += len(chunk)
