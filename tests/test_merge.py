@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from aim import db, merge
+from aim import batches, db, merge
 from aim.merge import MergeError, merge_batch
 from aim.migrations import migrate
 from aim.sources import SourceConfig
@@ -471,6 +471,29 @@ def test_a_batch_with_two_rows_for_one_key_and_watermark_is_refused(source, mome
     with pytest.raises(MergeError, match=r"occur more than once, e\.g\. \[\['I-7'"):
         source.merge("twice", "run_twice")
     assert "I-7" not in source.core_rows(), "neither row is merged: which is right is not the platform's to guess"
+
+
+def test_a_batch_the_gate_validated_skips_the_duplicate_check_and_a_released_one_does_not(source, moments):
+    """The gate proves the key unique (`keys_proven_unique`): the merge trusts it. A batch released
+    by review was not proven so, and a key twice in it is refused as ever."""
+    rows = [("I-7", "THEFT", "1", "2026-06-07", moments["second"]),
+            ("I-7", "FRAUD", "2", "2026-06-07", moments["second"])]
+    source.stage("released", rows)
+    source.register("released", "quarantined", moments["second"])
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        batches.mark_reviewed(cur, source.batch("released"), "validated", reviewer="tester", note="looks fine")
+    with pytest.raises(MergeError, match=r"occur more than once"):
+        source.merge("released", "run_released")
+
+    source.stage("proven", [("I-8", "THEFT", "1", "2026-06-08", moments["second"])])
+    source.register("proven", "landed", moments["second"])
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        batches.mark_validated(cur, source.batch("proven"))
+    source.run_sql(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) SELECT _batch_id, _origin, {} FROM {} "
+                           "WHERE _batch_id = %s").format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+                                                         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), source.staging),
+                   (source.batch("proven"),))  # a row doubled after the gate: only a skipped check lets it through
+    assert source.merge("proven", "run_proven") == 1, "the gate-validated batch merged without the duplicate check"
 
 
 def test_a_record_read_twice_merges_its_latest_version(source, moments):

@@ -25,7 +25,8 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
         ON CONFLICT (batch_id) DO UPDATE
            SET status = 'landed', rows_landed = EXCLUDED.rows_landed, max_watermark = EXCLUDED.max_watermark,
                landed_at = now(), merged_at = NULL, failure = NULL,
-               rows_rejected = 0, warnings = 0, data_docs = NULL  -- no checks have run on this landing yet
+               rows_rejected = 0, warnings = 0, data_docs = NULL,  -- no checks have run on this landing yet
+               keys_proven_unique = false
         """,
         (batch_id, source, run_id, rows, max_watermark),
     )
@@ -34,15 +35,15 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
 def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     """A batch's record as a dict, or None when it was never landed; `lock` holds it until commit."""
     cur.execute(
-        "SELECT batch_id, source, run_id, status, rows_landed, max_watermark, landed_at, failure FROM ops.batch "
-        "WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
+        "SELECT batch_id, source, run_id, status, rows_landed, max_watermark, landed_at, failure, keys_proven_unique "
+        "FROM ops.batch WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
         (batch_id,),
     )
     row = cur.fetchone()
     if row is None:
         return None
-    return dict(zip(("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at", "failure"),
-                    row))
+    return dict(zip(("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at", "failure",
+                     "keys_proven_unique"), row))
 
 
 def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:
@@ -56,8 +57,9 @@ def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:
 
 
 def mark_validated(cur, batch_id: str) -> None:
-    """Mark a landed batch as having passed its critical checks (the only state merge accepts)."""
-    _settle(cur, batch_id, "validated", failure=None)
+    """Mark a landed batch as having passed its critical checks (the only state merge accepts),
+    the generated key check among them: its key is unique in the batch (`keys_proven_unique`)."""
+    _settle(cur, batch_id, "validated", failure=None, keys_proven_unique=True)
 
 
 def quarantine_batch(cur, batch_id: str, failure: str) -> None:

@@ -170,7 +170,8 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
 
     Returns rows inserted or changed. A batch already merged merges nothing again (returns 0);
     a batch that is not validated (landed only, quarantined, failed) is refused; keys a
-    later-landed batch has merged are left out (see `superseded`).
+    later-landed batch has merged are left out (see `superseded`); a key twice in the batch is
+    refused (checked here unless the quality gate proved it unique: `keys_proven_unique`).
     """
     batch = batches.batch_status(cur, batch_id, lock=True)
     where = f"source {config.source}, batch {batch_id}"
@@ -181,7 +182,7 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
     if batch["status"] != "validated":
         why = f" ({batch['failure']})" if batch["failure"] else ""
         raise MergeError(f"{where}: is {batch['status']}{why}; only a validated batch merges")
-    count, sample = _duplicate_keys(cur, config, batch_id)
+    count, sample = (0, []) if batch["keys_proven_unique"] else _duplicate_keys(cur, config, batch_id)
     if count:
         raise MergeError(f"{where}: {count} value(s) of ({', '.join(config.unique_in_batch)}) occur more than once, "
                          f"e.g. {sample}; "
