@@ -72,12 +72,15 @@ def copy_csv(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterab
         qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]),
         sql.SQL(", ").join(sql.Identifier(c) for c in columns),
     )
-    cur.copy_expert(statement.as_string(cur), _Reader(iter(pieces)), size=_READ_BYTES)
+    cur.copy_expert(statement.as_string(cur), BytesReader(iter(pieces)), size=_READ_BYTES)
     return cur.rowcount
 
 
-class _Reader:
-    """A file for `copy_expert` to read from, filled from an iterator of byte strings."""
+class BytesReader:
+    """A file to read from (for `copy_expert`, or Arrow), filled from an iterator of byte strings
+    as it is read: only what a read asks for, and the rest of one piece, is held."""
+
+    closed = False  # what Arrow checks before reading a Python file
 
     def __init__(self, pieces):
         self._pieces = pieces

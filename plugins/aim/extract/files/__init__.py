@@ -15,8 +15,8 @@ its size on disk, before a byte is read), and an xlsx whose zip declares a part 
 Memory stays bounded whatever the file's size; each reader module says how:
 
 - `csv_reader`: text stream through `csv.reader`, after a binary encoding pre-pass. `csv_data`
-  finds a CSV file's header only and says where its data rows start, for PostgreSQL's own CSV
-  parser (`aim.staging.copy_csv_file`), which lands plain files without a Python object per row.
+  finds a CSV file's header only and says where its data rows start, for Arrow's parser
+  (`csv_columns`), which reads plain files into columns without a Python object per row.
 - `xlsx_reader`: openpyxl read-only mode; merged header cells streamed from the sheet's XML.
 - `json_reader`: arrays streamed with ijson, JSON Lines a line at a time; also `record_row`.
 - `common`: what they share (FileFormat, ReadReport, FileFormatError, header matching).

@@ -16,8 +16,11 @@ after a closing quote joins the value (`"abc"def` is `abcdef`), where the row re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
+
+from aim.staging import BytesReader
 
 from .common import FileFormat, ReadReport, Row
 
@@ -62,28 +65,6 @@ class CsvFile:
         return read_records(self.path, self.fmt, self.columns, display_name=self.name, report=self.report)
 
 
-class _Bytes:
-    """A file object over the data's UTF-8 blocks, then the sentinel row, for Arrow to read."""
-
-    def __init__(self, blocks: Iterator[bytes], sentinel: bytes):
-        self._blocks = blocks
-        self._sentinel = sentinel
-        self._buffer = b""
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            block = next(self._blocks, None)
-            if block is None:
-                block, self._sentinel = self._sentinel, b""
-                if not block:
-                    break
-            self._buffer += block
-        size = len(self._buffer) if size < 0 else size
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-
 def _tables(data: "CsvData", columns: Sequence[str], report: ReadReport, name: str) -> Iterator["pa.Table"]:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -103,7 +84,7 @@ def _tables(data: "CsvData", columns: Sequence[str], report: ReadReport, name: s
 
     sentinel = ("\n" + _SENTINEL + data.delimiter * data.width + "\n").encode("utf-8")
     missing = pa.scalar(None, pa.string())
-    for batch in _batches(_Bytes(data.utf8_blocks(), sentinel), pcsv.open_csv, name, dict(
+    for batch in _batches(BytesReader(chain(data.utf8_blocks(), [sentinel])), name, dict(
         read_options=pcsv.ReadOptions(column_names=fields, block_size=BLOCK_BYTES, use_threads=False),
         parse_options=pcsv.ParseOptions(delimiter=data.delimiter, newlines_in_values=True,
                                          ignore_empty_lines=True, invalid_row_handler=other_width),
@@ -129,12 +110,12 @@ def _tables(data: "CsvData", columns: Sequence[str], report: ReadReport, name: s
         raise NotColumnar(f"{name}: a quoted field is still open at the end of the file")
 
 
-
-def _batches(source: _Bytes, open_csv, name: str, options: dict) -> Iterator["pa.RecordBatch"]:
+def _batches(source: BytesReader, name: str, options: dict) -> Iterator["pa.RecordBatch"]:
     """Arrow's record batches; what Arrow cannot parse (a value longer than a block) is `NotColumnar`."""
     import pyarrow as pa
+    import pyarrow.csv as pcsv
 
     try:
-        yield from open_csv(source, **options)
+        yield from pcsv.open_csv(source, **options)
     except pa.ArrowInvalid as err:
         raise NotColumnar(f"{name}: Arrow's parser stopped: {err}") from None

@@ -55,8 +55,8 @@ def rows(path: Path, fmt: FileFormat, columns: list[str], name: str, report: Rea
 
 @dataclass(frozen=True)
 class CsvData:
-    """A CSV file's data rows, for a parser other than this module's (PostgreSQL's `COPY`): where
-    they start, how wide the header is, and where each requested column is in a row."""
+    """A CSV file's data rows, for a parser other than this module's (Arrow's, `csv_columns`):
+    where they start, how wide the header is, and where each requested column is in a row."""
 
     path: Path
     encoding: str            # the Python codec the file is read with
