@@ -29,6 +29,13 @@ def _as_text(value: Any) -> Any:
     return value
 
 
+def _copy_tagged_rows(cur, table: tuple[str, str], columns: Sequence[str]) -> str:
+    """The COPY of CSV rows of the batch id, the origin, then `columns`, into `table`."""
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]),
+    ).as_string(cur)
+
+
 def copy_chunks(
     cur,
     table: tuple[str, str],
@@ -41,10 +48,7 @@ def copy_chunks(
 
     Only one chunk is held in memory at a time, as CSV text.
     """
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns])
-    )
-    copy_sql = statement.as_string(cur)
+    copy_sql = _copy_tagged_rows(cur, table, columns)
     tags = (batch_id, origin)
     total = 0
     for chunk in chunks:
@@ -106,9 +110,7 @@ def copy_tables(cur, table: tuple[str, str], columns: Sequence[str], batch_id: s
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]))
-    copy_sql = statement.as_string(cur)
+    copy_sql = _copy_tagged_rows(cur, table, columns)
     total = 0
     for values in tables:
         rows = values.num_rows
