@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -679,3 +682,19 @@ def test_the_checks_counted_in_one_scan_say_what_great_expectations_says(warehou
 
     assert [comparable(r) for r in scanned] == [comparable(r) for r in by_gx]
     assert any(not r["success"] for r in by_gx) and any(r["success"] for r in by_gx), "both outcomes are compared"
+
+
+def test_importing_the_quality_module_leaves_the_garbage_collector_as_it_found_it():
+    """The import pauses the cyclic collector (its passes over GX's objects find nothing) and
+    freezes what it made; a task that imports it still collects its own garbage afterwards."""
+    probe = ("import gc; was = {disabled}; gc.disable() if was else None; import aim.quality; "
+             "print(gc.isenabled(), gc.get_freeze_count())")
+    project = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project / "plugins"), str(project)])}
+    seen = {}
+    for disabled in (False, True):
+        out = subprocess.run([sys.executable, "-c", probe.format(disabled=disabled)], capture_output=True, text=True,
+                             check=True, env=env).stdout.split()
+        seen[disabled] = (out[0] == "True", int(out[1]))
+    assert seen[False][0] is True and seen[True][0] is False
+    assert seen[False][1] > 100_000  # GX's objects are frozen, so no later pass scans them

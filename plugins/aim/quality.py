@@ -30,13 +30,26 @@ from aim.tables import BATCH_COLUMN
 # GX's docs decorators log hundreds of "Skipping registering function" lines under Airflow's logging.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
+import gc  # noqa: E402
 import warnings  # noqa: E402
 
-import great_expectations as gx  # noqa: E402
-from great_expectations.core.partitioners import PartitionerColumnValue  # noqa: E402
-from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning  # noqa: E402
+# Importing GX makes about half a million objects the cyclic collector tracks and almost no garbage
+# (a few thousand objects), so the collector's passes during the import and the full pass after it,
+# over everything the import made, cost a few tenths of a second of every validation and free next
+# to nothing: the collector is paused for the import, and what the process holds then is frozen
+# (never scanned again; GX's modules live as long as the process anyway, the garbage is kept).
+_collecting = gc.isenabled()
+gc.disable()
+try:
+    import great_expectations as gx  # noqa: E402
+    from great_expectations.core.partitioners import PartitionerColumnValue  # noqa: E402
+    from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning  # noqa: E402
 
-from aim import scan_checks  # noqa: E402  (imports great_expectations too)
+    from aim import scan_checks  # noqa: E402  (imports great_expectations too)
+finally:
+    gc.freeze()
+    if _collecting:
+        gc.enable()
 
 # GX sets this logger to INFO itself at import time; add_sql on a PostgreSQL URL warns that
 # add_postgres exists, but add_postgres refuses Unix-socket URLs, which the warehouse may use.
