@@ -455,6 +455,38 @@ def test_a_typed_key_is_unique_as_the_merge_compares_it(warehouse, suites, batch
     }, "'3' and ' 3' are one ward to the merge's ON CONFLICT; values that do not cast are the cast check's alone"
 
 
+def test_the_key_check_stays_linear_when_the_server_knows_the_batchs_size(warehouse, suites, batch, clock):
+    """Autovacuum analyzes staging soon after a big batch lands. Told the batch's size, PostgreSQL
+    judged the key check's `IN (SELECT ... GROUP BY ... HAVING count(*) > 1)`, inside the combined
+    count, too big to hash, and with a parallel plan each worker re-ran it for every row:
+    quadratic (a 1M-row batch, over eight minutes). Here a small work_mem makes 20,000 rows big,
+    and enable_material off stands in for the parallel plan (nothing keeps the sub-plan's result)."""
+    config = meters_source()
+    meters_suite(suites)
+    rows = meter_rows(20_000, clock)
+    rows[1][0] = rows[0][0]  # one key twice: the check must still find it, with a sample
+    batch_id = batch("meters-analyzed")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+    database = db.normalize_url(warehouse).database
+    settings = {"work_mem": "64kB", "enable_material": "off", "statement_timeout": "20s"}  # the old way: timed out
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        cur.execute(f"ANALYZE {'.'.join(config.staging_table)}")  # what autovacuum would do
+        for name, value in settings.items():  # for every connection validation opens
+            cur.execute(f'ALTER DATABASE "{database}" SET {name} = %s', (value,))
+    try:
+        outcome = quality.validate_batch(warehouse, config, batch_id=batch_id)
+    finally:
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            for name in settings:
+                cur.execute(f'ALTER DATABASE "{database}" RESET {name}')
+
+    (key_check,) = [r for r in outcome.results if (r["description"] or "").startswith("the key (meter_id")]
+    assert key_check["error"] is None
+    assert key_check["unexpected_count"] == 2
+    assert sorted(row["meter_id"] for row in key_check["unexpected_sample"]) == ["M-0", "M-0"]
+    assert failed(outcome) == [key_check["description"]], "nothing else fails"
+
+
 def test_the_generated_checks_follow_the_configuration():
     config = meters_source(key=("meter_id", "ward"))
     generated = generated_expectations(config)
@@ -617,6 +649,38 @@ def test_validation_reads_the_batch_a_bounded_number_of_times_whatever_the_suite
     assert reads[40] == reads[2], f"38 more row rules read the batch {reads[40] - reads[2]} more times"
     combined = [r for r in batch_reads if "count(*) FILTER" in r]
     assert len(combined) == 2, "the gate counts its rules in one scan, the suite its row queries in another"
+
+
+def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehouse, batch, clock, monkeypatch):
+    """`ops.try_timestamp` and `ops.try_numeric` are a PL/pgSQL call per value on PostgreSQL 15: for a
+    column whose every value casts, the scan uses the cast itself, with the same counts."""
+    from aim import row_scan
+
+    config = meters_source()
+    conditions = ["ops.try_timestamp(read_at) >= '2026-06-15'", 'ops.try_timestamp("read_at") < \'2026-06-03\'',
+                  "ops.try_numeric(reading) > 10",
+                  "ops.try_numeric(reading) > (SELECT min(ops.try_numeric(reading)) FROM {batch})"]
+    statements = []
+    spied = row_scan._try
+    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+
+    def expected(rows):
+        times = [dt.datetime.fromisoformat(r[1]) for r in rows if r[1] != "soon"]
+        readings = [float(r[4]) for r in rows]
+        return [sum(t >= dt.datetime(2026, 6, 15) for t in times), sum(t < dt.datetime(2026, 6, 3) for t in times),
+                sum(v > 10 for v in readings), sum(v > min(readings) for v in readings)]
+
+    for label, rows in (("casts", meter_rows(40, clock)), ("one-does-not", with_value(meter_rows(40, clock), 7, "read_at", "soon"))):
+        batch_id = batch(f"parse-{label}")
+        stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+        statements.clear()
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            counted = row_scan.count_rows(cur, config.staging_table, batch_id, conditions, config.typed_columns)
+        assert [c.rows for c in counted] == expected(rows), label
+        scan = statements[-1]
+        assert "ops.try_numeric(reading) > 10" not in scan and '"reading"::numeric > 10' in scan
+        assert "(SELECT min(ops.try_numeric(reading))" in scan, "in a subquery the name could be another table's"
+        assert ("ops.try_timestamp(read_at)" in scan) == (label == "one-does-not"), "the cast only where every value casts"
 
 
 def test_a_row_query_that_fails_does_not_stop_the_others_being_counted(warehouse, suites, batch):

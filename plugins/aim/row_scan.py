@@ -15,6 +15,15 @@ counted alone, and the one that fails gets its error, as Great Expectations woul
 
 `{batch}` is filled as Great Expectations fills it (`str.format`: `{{` is a brace), with the same
 aliased subquery of the batch's rows the gate uses.
+
+One condition is counted by a statement of its own: the rows whose value another row of the
+batch shares, `<row> IN (SELECT <row> FROM {batch} GROUP BY ... HAVING count(*) > 1)` (the
+generated key check). Inside the combined count PostgreSQL can only run that subquery as a
+sub-plan, and once it knows how big the batch is (autovacuum analyzes staging soon after a big
+batch lands) it judges the subquery's result too big to hash and may re-run it for every row:
+quadratic. Counted as the sum of the groups' sizes (`GROUP BY`, which spills to disk past
+work_mem), it stays one pass over the batch whatever the plan; a sample of its rows is read in a
+plain `WHERE`, where the `IN` becomes a join.
 """
 from __future__ import annotations
 
@@ -32,6 +41,13 @@ _SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<conditio
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 _INNERMOST = re.compile(r"\([^()]*\)")
 # Clauses that would end the WHERE condition: at the query's top level they make it another shape.
+# The parse functions (migration 0003: NULL where the text does not parse), by the type they give.
+_PARSERS = {"timestamp": "ops.try_timestamp", "numeric": "ops.try_numeric"}
+_SUBQUERY = re.compile(r"\bselect\b", re.I)
+# The rows whose value another row shares: counted by `_duplicates_count`, not in the combined scan.
+_DUPLICATES = re.compile(r"^(?P<row>.+?)\s+IN\s+\(\s*SELECT\s+(?P<values>.+?)\s+FROM\s+\{batch\}\s+"
+                         r"GROUP\s+BY\s+(?P<groups>[0-9]+(?:\s*,\s*[0-9]+)*)\s+HAVING\s+count\(\*\)\s*>\s*1\s*\)$",
+                         re.I | re.S)
 _CLAUSE = re.compile(r"\b(order\s+by|group\s+by|having|limit|offset|fetch|for|window|union|intersect|except|into)\b"
                      r"|--|/\*|\$|;", re.I)
 
@@ -93,31 +109,68 @@ def columns_that_cast(cur, table: tuple[str, str], batch_id: str, typed: list[tu
 def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str],
                typed: list[tuple[str, str]] = (), castable: list[tuple[str, str]] | None = None) -> list[RowCount]:
     """For each condition (from `condition_of`), the rows of the batch it holds for: one scan of the
-    batch for all of them. A condition that raises is counted alone and gets its error instead;
+    batch for all of them, but the rows sharing a value (the key check), each counted by a `GROUP BY`
+    of its own (see the module's docstring). A condition that raises is counted alone and gets its error instead;
     the transaction stays usable.
 
     `typed`, the source's (column, type) pairs, lets the scan skip `ops.casts_to`, a PL/pgSQL call
-    per value: for a column whose every value casts (`columns_that_cast`), its
-    `ops.casts_to(column, type)` is `true` in every condition. `castable`, when given, is that
-    list already found for the batch (rows only left it since)."""
+    per value on PostgreSQL 15: for a column whose every value casts (`columns_that_cast`), its
+    `ops.casts_to(column, type)` is `true` in every condition, and in a condition without a
+    subquery (where the name could be another table's column) `ops.try_timestamp(column)` of a
+    timestamp column is its cast, as `ops.try_numeric(column)` of a numeric one. `castable`, when
+    given, is that list already found for the batch (rows only left it since)."""
     if not conditions:
         return []
     batch = batch_sql(cur, table, batch_id)
-    filled = [c.format(batch=batch) for c in conditions]  # run without parameters: % is no placeholder
-    if any("ops.casts_to(" in c for c in filled):
+    own = [_duplicates_count(c) for c in conditions]  # None: counted in the combined scan
+    replaced: list[tuple[str, str]] = []  # (call, what it is for this batch)
+    parsed: list[tuple[str, str]] = []
+    if any("ops.casts_to(" in c or "ops.try_" in c for c in conditions):
         if castable is None:
             castable = columns_that_cast(cur, table, batch_id, list(typed))
-        for column, type_ in castable:
-            filled = [c.replace(casts_to_sql(quoted(column), type_), "true") for c in filled]
-    counts = ", ".join(f"count(*) FILTER (WHERE coalesce(({c}), false))" for c in filled)
-    outcome = _try(cur, f"SELECT {counts} FROM {batch}")
-    if not isinstance(outcome, str):
-        return [RowCount(n) for n in outcome]
-    found = []
-    for condition in filled:  # one of them fails: find which, and count the others alone
-        alone = _try(cur, f"SELECT count(*) FILTER (WHERE coalesce(({condition}), false)) FROM {batch}")
-        found.append(RowCount(None, alone) if isinstance(alone, str) else RowCount(alone[0]))
-    return found
+        replaced = [(casts_to_sql(quoted(column), type_), "true") for column, type_ in castable]
+        parsed = [(f"{_PARSERS[type_]}({name})", f"{quoted(column)}::{type_}") for column, type_ in castable
+                  if type_ in _PARSERS for name in _spellings(column)]
+
+    def filled(template: str) -> str:  # run without parameters: % is no placeholder
+        text = template.format(batch=batch)
+        for call, value in replaced + ([] if _SUBQUERY.search(_LITERAL.sub("''", text)) else parsed):
+            text = text.replace(call, value)
+        return text
+
+    def alone(statement: str) -> RowCount:
+        outcome = _try(cur, statement)
+        return RowCount(None, outcome) if isinstance(outcome, str) else RowCount(outcome[0])
+
+    found: dict[int, RowCount] = {i: alone(filled(statement)) for i, statement in enumerate(own) if statement}
+    combined = [i for i, statement in enumerate(own) if not statement]
+    if combined:
+        counts = ", ".join(f"count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false))" for i in combined)
+        outcome = _try(cur, f"SELECT {counts} FROM {batch}")
+        if not isinstance(outcome, str):
+            found.update(zip(combined, map(RowCount, outcome)))
+        else:
+            for i in combined:  # one of them fails: find which, and count the others alone
+                found[i] = alone(f"SELECT count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false)) FROM {batch}")
+    return [found[i] for i in range(len(conditions))]
+
+
+def _duplicates_count(condition: str) -> str | None:
+    """For a condition `<row> IN (SELECT <row> FROM {batch} GROUP BY ... HAVING count(*) > 1)`, a
+    statement (a template for `{batch}`) counting the rows it holds for: the rows of the groups of
+    more than one whose values are all known (a NULL in `<row>` matches nothing, as in the `IN`).
+    None for any other condition."""
+    match = _DUPLICATES.match(condition.strip())
+    if not match or match.group("row").strip() not in (match.group("values"), f"({match.group('values')})"):
+        return None
+    return (f"SELECT coalesce(sum(rows), 0)::bigint FROM (SELECT {match.group('values')}, count(*) AS rows FROM {{batch}} "
+            f"WHERE ({match.group('values')}) IS NOT NULL GROUP BY {match.group('groups')} HAVING count(*) > 1) "
+            f"AS duplicated")
+
+
+def _spellings(column: str) -> list[str]:
+    """How a condition may name the column: quoted, and bare when that folds to the same name."""
+    return [quoted(column)] + ([column] if re.fullmatch(r"[a-z_][a-z0-9_]*", column) else [])
 
 
 def sample_rows(cur, table: tuple[str, str], batch_id: str, condition: str, limit: int) -> list[dict]:
@@ -135,7 +188,8 @@ def sample_values(cur, table: tuple[str, str], batch_id: str, column: str, condi
 def _sample(cur, table: tuple[str, str], batch_id: str, selected: str, condition: str, limit: int) -> list:
     """`selected` of the first `limit` rows (in landing order) of the batch the condition holds for."""
     batch = batch_sql(cur, table, batch_id)
-    cur.execute(f"SELECT {selected} FROM {batch} WHERE coalesce(({condition.format(batch=batch)}), false) "
+    # a plain WHERE (NULL is false there too), where PostgreSQL turns an IN (SELECT ...) into a join
+    cur.execute(f"SELECT {selected} FROM {batch} WHERE ({condition.format(batch=batch)}) "
                 f"ORDER BY {ROW_ID_COLUMN} LIMIT {int(limit)}")
     return [row[0] for row in cur.fetchall()]
 
