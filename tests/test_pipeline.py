@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from aim import pipeline
+from aim import db, pipeline
 from aim.extract.filestore import LocalStore
 from aim.merge import MergeError
 from aim.settings import sources_dir
@@ -212,6 +212,21 @@ def test_a_retried_landing_relands_cleanly(wh, today):
         assert wh.query("SELECT file_key, rows_landed, batch_id FROM ops.source_file ORDER BY file_key") == [
             ("calls_1.csv", len(first), batch_id), ("calls_2.csv", len(second), batch_id)
         ], f"attempt {attempt}: each file version is registered once, in this batch"
+
+
+def test_the_planner_knows_the_landed_batch_before_it_is_checked(wh, today):
+    """Landing refreshes the staging table's statistics: validation and the merge are planned for
+    the rows really there (a parallel scan for a big batch), whether or not autovacuum came by."""
+    config = calls_source()
+    wh.deliver("calls_1.csv", calls(1500, today))
+    run_id = wh.run_id()
+    batch_id = pipeline.start_run(config, run_id=run_id, dag_id=DAG_ID, logical_date=wh.clock)
+    with db.transaction(wh.url) as conn, conn.cursor() as cur:  # the staging table, known to the planner as empty
+        cur.execute(f"ANALYZE staging.{SOURCE}")
+    pipeline.extract_and_land(config, access=LocalStore(wh.drop), run_id=run_id, batch_id=batch_id)
+
+    (estimate,) = wh.query(f"EXPLAIN (FORMAT JSON) SELECT * FROM staging.{SOURCE} WHERE _batch_id = %s", (batch_id,))[0]
+    assert estimate[0]["Plan"]["Plan Rows"] == 1500, "the planner expects the batch's rows, not a guess"
 
 
 # ---- validate: rows set aside, or the batch quarantined whole ------------------------------------
