@@ -40,7 +40,6 @@ from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 _SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<condition>.+?)\s*;?\s*$", re.I | re.S)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 _INNERMOST = re.compile(r"\([^()]*\)")
-# Clauses that would end the WHERE condition: at the query's top level they make it another shape.
 # The parse functions (migration 0003: NULL where the text does not parse), by the type they give.
 _PARSERS = {"timestamp": "ops.try_timestamp", "numeric": "ops.try_numeric"}
 _SUBQUERY = re.compile(r"\bselect\b", re.I)
@@ -48,6 +47,7 @@ _SUBQUERY = re.compile(r"\bselect\b", re.I)
 _DUPLICATES = re.compile(r"^(?P<row>.+?)\s+IN\s+\(\s*SELECT\s+(?P<values>.+?)\s+FROM\s+\{batch\}\s+"
                          r"GROUP\s+BY\s+(?P<groups>[0-9]+(?:\s*,\s*[0-9]+)*)\s+HAVING\s+count\(\*\)\s*>\s*1\s*\)$",
                          re.I | re.S)
+# Clauses that would end the WHERE condition: at the query's top level they make it another shape.
 _CLAUSE = re.compile(r"\b(order\s+by|group\s+by|having|limit|offset|fetch|for|window|union|intersect|except|into)\b"
                      r"|--|/\*|\$|;", re.I)
 

@@ -138,7 +138,8 @@ def analyze(cur, table: tuple[str, str]) -> None:
     landing's transaction: the checks and the merge are planned for the rows really there (a
     parallel scan for a big batch), not for what autovacuum last saw, whenever it last looked.
     A small sample (3,000 rows; a few hundredths of a second at 1M rows, a full one half a
-    second) is enough for that: the row count is exact, the value statistics rough."""
+    second) is enough for that: the row count is close, the value statistics rough, until
+    autovacuum's own ANALYZE."""
     cur.execute("SET LOCAL default_statistics_target = 10")
     cur.execute(sql.SQL("ANALYZE {}").format(qualified(table)))
     cur.execute("RESET default_statistics_target")
