@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +26,7 @@ from aim.merge import MergeError, merge_batch
 from aim.migrations import migrate
 from aim.sources import SourceConfig
 from aim.tables import ensure_tables
-from aim_demo.databases import query
+from aim_demo.databases import libpq_dsn, query
 
 COLUMNS = ("incident_id", "category", "units", "reported_on", "updated_at")
 
@@ -243,13 +245,13 @@ def _watermark_write_fails(source: Source, monkeypatch) -> type[BaseException]:
 
 
 def _staging_cleanup_fails_after_deleting(source: Source, monkeypatch) -> type[BaseException]:
-    real_discard = merge.discard_batch
+    real_clear = merge.clear_batch
 
-    def discard_then_fail(cur, table, batch_id):
-        real_discard(cur, table, batch_id)
+    def clear_then_fail(cur, table, batch_id):
+        real_clear(cur, table, batch_id)
         raise RuntimeError("injected fault after staging was cleared")
 
-    monkeypatch.setattr(merge, "discard_batch", discard_then_fail)
+    monkeypatch.setattr(merge, "clear_batch", clear_then_fail)
     return RuntimeError
 
 
@@ -421,6 +423,50 @@ def test_the_merge_clears_its_batch_from_staging_and_marks_the_batch_and_its_fil
         "every file version of the batch is marked merged, so it is never loaded again"
     assert held_batch(source.snapshot()) == held_before, \
         "another batch's staged rows, record and file versions are untouched"
+
+
+def test_a_batch_alone_in_staging_gives_its_storage_back_when_merged(source, moments):
+    """The merged batch was all staging held: TRUNCATE, no dead rows left for autovacuum."""
+    source.stage("alone", first_rows(moments))
+    source.register("alone", "validated", moments["first"])
+    staging = ".".join(source.config.staging_table)
+    assert query(source.url, "SELECT pg_relation_size(%s)", (staging,))[0][0] > 0
+
+    source.merge("alone", "run_alone")
+
+    assert query(source.url, "SELECT pg_relation_size(%s)", (staging,))[0][0] == 0, "the table's storage is given back"
+    assert len(source.core_rows()) == len(first_rows(moments))
+
+
+def test_rows_landing_while_the_merge_clears_staging_are_kept(source, moments):
+    """A landing in flight in another transaction (its rows not yet committed) is waited for, and
+    its rows are seen: the merge deletes its own batch instead of truncating the table."""
+    source.stage("merging", first_rows(moments))
+    source.register("merging", "validated", moments["first"])
+    landing = psycopg2.connect(libpq_dsn(source.url))
+    try:
+        with landing.cursor() as cur:  # uncommitted, as a COPY in progress
+            cur.execute(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) VALUES (%s, 'landing', %s, %s, %s, %s, %s)")
+                        .format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
+                        (source.batch("landing"), "I-7", "THEFT", "1", "2026-06-07", moments["second"]))
+        merging = threading.Thread(target=source.merge, args=("merging", "run_merging"))
+        merging.start()
+        for _ in range(200):  # until the merge waits for the landing's lock on staging
+            if query(source.url, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                     (".".join(source.config.staging_table),))[0][0]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the merge never waited for the landing")
+        landing.commit()
+        merging.join(timeout=60)
+    finally:
+        landing.close()
+
+    assert not merging.is_alive()
+    assert source.staged_count("merging") == 0 and source.staged_count("landing") == 1, \
+        "the merged batch is cleared, the landed row kept"
+    assert len(source.core_rows()) == len(first_rows(moments))
 
 
 # --------------------------------------------------------------------------- merges that cannot happen

@@ -23,7 +23,7 @@ from psycopg2 import sql
 from aim import batches, db, watermarks
 from aim.generated_checks import cast_value_sql
 from aim.sources import SourceConfig
-from aim.staging import discard_batch
+from aim.staging import clear_batch
 from aim.tables import BATCH_COLUMN, qualified
 
 SAMPLE = 5
@@ -203,6 +203,6 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
     if batch["max_watermark"] is not None and config.watermark_column:
         watermarks.advance(cur, config.source, config.column(config.watermark_column).type, batch["max_watermark"],
                            batch_id)
-    discard_batch(cur, config.staging_table, batch_id)
+    clear_batch(cur, config.staging_table, batch_id)
     batches.mark_merged(cur, batch_id)
     return changed
