@@ -130,7 +130,7 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
             castable = columns_that_cast(cur, table, batch_id, list(typed))
         replaced = [(casts_to_sql(quoted(column), type_), "true") for column, type_ in castable]
         parsed = [(f"{_PARSERS[type_]}({name})", f"{quoted(column)}::{type_}") for column, type_ in castable
-                  if type_ in _PARSERS for name in _spellings(column)]
+                  if type_ in _PARSERS for name in (quoted(column), column)]  # names are plain (`sources`)
 
     def filled(template: str) -> str:  # run without parameters: % is no placeholder
         text = template.format(batch=batch)
@@ -142,16 +142,18 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
         outcome = _try(cur, statement)
         return RowCount(None, outcome) if isinstance(outcome, str) else RowCount(outcome[0])
 
+    def count(i: int) -> str:
+        return f"count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false))"
+
     found: dict[int, RowCount] = {i: alone(filled(statement)) for i, statement in enumerate(own) if statement}
     combined = [i for i, statement in enumerate(own) if not statement]
     if combined:
-        counts = ", ".join(f"count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false))" for i in combined)
-        outcome = _try(cur, f"SELECT {counts} FROM {batch}")
+        outcome = _try(cur, f"SELECT {', '.join(count(i) for i in combined)} FROM {batch}")
         if not isinstance(outcome, str):
             found.update(zip(combined, map(RowCount, outcome)))
         else:
             for i in combined:  # one of them fails: find which, and count the others alone
-                found[i] = alone(f"SELECT count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false)) FROM {batch}")
+                found[i] = alone(f"SELECT {count(i)} FROM {batch}")
     return [found[i] for i in range(len(conditions))]
 
 
@@ -166,11 +168,6 @@ def _duplicates_count(condition: str) -> str | None:
     return (f"SELECT coalesce(sum(rows), 0)::bigint FROM (SELECT {match.group('values')}, count(*) AS rows FROM {{batch}} "
             f"WHERE ({match.group('values')}) IS NOT NULL GROUP BY {match.group('groups')} HAVING count(*) > 1) "
             f"AS duplicated")
-
-
-def _spellings(column: str) -> list[str]:
-    """How a condition may name the column: quoted, and bare when that folds to the same name."""
-    return [quoted(column)] + ([column] if re.fullmatch(r"[a-z_][a-z0-9_]*", column) else [])
 
 
 def sample_rows(cur, table: tuple[str, str], batch_id: str, condition: str, limit: int) -> list[dict]:
