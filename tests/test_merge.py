@@ -469,6 +469,54 @@ def test_rows_landing_while_the_merge_clears_staging_are_kept(source, moments):
     assert len(source.core_rows()) == len(first_rows(moments))
 
 
+def test_two_merges_of_one_source_at_the_same_time_run_one_after_the_other(source, moments, monkeypatch):
+    """Two batches with the same new key merged at once (a release by review while the schedule's
+    run merges): the second waits for the first, then updates the row the first inserted. Caught
+    between the first's upsert and its clearing of staging, the two used to deadlock (each holding
+    staging for reading, each wanting it alone to clear its batch) or fail on the duplicate key."""
+    source.stage("first", [("I-20", "THEFT", "1", "2026-06-01", moments["first"])])
+    source.register("first", "validated", moments["first"])
+    source.stage("second", [("I-20", "FRAUD", "2", "2026-06-01", moments["second"])])
+    source.register("second", "validated", moments["second"])
+    first_upserted, second_waits = threading.Event(), threading.Event()
+    clear_batch = merge.clear_batch
+
+    def clear_once_the_second_waits(cur, table, batch_id):
+        if batch_id == source.batch("first"):
+            first_upserted.set()
+            second_waits.wait(timeout=30)
+        clear_batch(cur, table, batch_id)
+
+    monkeypatch.setattr(merge, "clear_batch", clear_once_the_second_waits)
+    failures: list[BaseException] = []
+
+    def merge_in_thread(label):
+        try:
+            source.merge(label, f"run_{label}")
+        except BaseException as err:  # noqa: BLE001  (reported by the assertion below)
+            failures.append(err)
+
+    first = threading.Thread(target=merge_in_thread, args=("first",))
+    first.start()
+    assert first_upserted.wait(timeout=30)
+    second = threading.Thread(target=merge_in_thread, args=("second",))
+    second.start()
+    for _ in range(200):  # until the second merge waits for the first (whatever lock it waits on)
+        if query(source.url, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                             "WHERE NOT l.granted AND a.datname = current_database()")[0][0]:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the second merge never waited for the first")
+    second_waits.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+
+    assert not first.is_alive() and not second.is_alive() and failures == [], failures
+    assert source.core_rows()["I-20"]["category"] == "FRAUD", "the later-landed batch's version is in core"
+    assert query(source.url, "SELECT status FROM ops.batch WHERE source = %s", (source.name,)) == [("merged",)] * 2
+
+
 # --------------------------------------------------------------------------- merges that cannot happen
 
 

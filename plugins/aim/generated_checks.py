@@ -79,7 +79,7 @@ def _key_unique(config: SourceConfig) -> dict:
         if len(key) == 1:
             return _expectation("expect_column_values_to_be_unique", None, {"column": key[0]})
         return _expectation("expect_compound_columns_to_be_unique", None, {"column_list": list(key)})
-    # A typed key is compared by value, as the merge's ON CONFLICT compares it: two spellings of one
+    # A typed key is compared by value, as the merge joins it to core: two spellings of one
     # number or moment are one key. A value that does not cast is NULL here and matches nothing.
     values = ", ".join(cast_value_sql(config, k) for k in key)
     row = values if len(key) == 1 else f"({values})"
