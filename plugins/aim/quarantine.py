@@ -34,7 +34,7 @@ import sys
 from typing import Any
 
 from aim import batches, db, pipeline, runlog, settings
-from aim.merge import MergeError, merge_batch, superseded
+from aim.merge import MergeError, lock_core, merge_batch, superseded
 from aim.sources import load_source
 from aim.staging import discard_batch
 
@@ -91,6 +91,7 @@ def release(batch_id: str, note: str) -> dict[str, Any]:
     with db.transaction(url) as conn, conn.cursor() as cur:
         source = _batch_for_review(cur, batch_id)["source"]
         config = load_source(source)
+        lock_core(cur, config)  # as the merge does, before staging is read: what it leaves out stays so
         left_out = superseded(cur, config, batch_id)
         if left_out.keys:
             note = (f"{note} [{left_out.keys} key(s) changed since by later batches were left out, "
