@@ -648,7 +648,7 @@ def test_validation_reads_the_batch_a_bounded_number_of_times_whatever_the_suite
     assert len(outcomes[40].results) == len(outcomes[2].results) + 38, "every rule has its result"
     assert reads[40] == reads[2], f"38 more row rules read the batch {reads[40] - reads[2]} more times"
     combined = [r for r in batch_reads if "count(*) FILTER" in r]
-    assert len(combined) == 2, "the gate counts its rules in one scan, the suite its row queries in another"
+    assert len(combined) == 1, "the suite counts its row queries in one scan; the gate's cast rules (every value casts) in none"
 
 
 def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehouse, batch, clock, monkeypatch):
@@ -681,6 +681,34 @@ def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehous
         assert "ops.try_numeric(reading) > 10" not in scan and '"reading"::numeric > 10' in scan
         assert "(SELECT min(ops.try_numeric(reading))" in scan, "in a subquery the name could be another table's"
         assert ("ops.try_timestamp(read_at)" in scan) == (label == "one-does-not"), "the cast only where every value casts"
+
+
+def test_the_cast_rules_of_columns_whose_every_value_casts_cost_no_scan(warehouse, batch, clock, monkeypatch):
+    """A cast rule (the value there, not casting) of a column whose every value casts is 0 rows:
+    after the whole-batch cast that found it so, the batch is not read again to count it."""
+    from aim import row_scan
+    from aim.generated_checks import does_not_cast_sql, quoted
+
+    config = meters_source()
+    conditions = [does_not_cast_sql(quoted(column), type_) for column, type_ in config.typed_columns]
+    statements = []
+    spied = row_scan._try
+    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+
+    for label, rows in (("casts", meter_rows(40, clock)), ("one-does-not", with_value(meter_rows(40, clock), 7, "read_at", "soon"))):
+        batch_id = batch(f"cast-rules-{label}")
+        stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+        statements.clear()
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            counted = row_scan.count_rows(cur, config.staging_table, batch_id, conditions, config.typed_columns)
+        expected = [int(label == "one-does-not" and column == "read_at") for column, _ in config.typed_columns]
+        assert [c.rows for c in counted] == expected, label
+        scans = [s for s in statements if "FILTER" in s]
+        if label == "casts":
+            assert scans == [], "every rule is 0 rows: nothing to scan for"
+        else:
+            assert len(scans) == 1 and "ops.casts_to(\"read_at\"" in scans[0] and "reading" not in scans[0], \
+                "only the column with a value that does not cast is scanned for"
 
 
 def test_a_row_query_that_fails_does_not_stop_the_others_being_counted(warehouse, suites, batch):

@@ -62,6 +62,11 @@ def casts_to_sql(value_sql: str, column_type: str) -> str:
     return f"ops.casts_to({value_sql}, '{column_type}')"
 
 
+def does_not_cast_sql(value_sql: str, column_type: str) -> str:
+    """SQL true when `value_sql` (text) holds a value that does not cast to `column_type`: a cast rule."""
+    return f"{value_sql} IS NOT NULL AND NOT {casts_to_sql(value_sql, column_type)}"
+
+
 def cast_value_sql(config: SourceConfig, name: str, table: str | None = None) -> str:
     """The staged column (of `table`, an alias, when given) as the merge sees it: its value cast to
     the column's type, NULL where it does not cast (such rows are a cast rule's); text stays text."""
@@ -97,7 +102,7 @@ def _cast_rule(name: str, column_type: str) -> dict:
     return _expectation(
         "unexpected_rows_expectation", f"{name} casts to {column_type}",
         {"unexpected_rows_query":
-         f"SELECT * FROM {{batch}} WHERE {column} IS NOT NULL AND NOT {casts_to_sql(column, column_type)}"},
+         f"SELECT * FROM {{batch}} WHERE {does_not_cast_sql(column, column_type)}"},
         reject_rows=True,
     )
 

@@ -34,7 +34,7 @@ import psycopg2
 from psycopg2 import sql
 
 from aim import db
-from aim.generated_checks import casts_to_sql, quoted
+from aim.generated_checks import casts_to_sql, does_not_cast_sql, quoted
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 
 _SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<condition>.+?)\s*;?\s*$", re.I | re.S)
@@ -115,7 +115,8 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
 
     `typed`, the source's (column, type) pairs, lets the scan skip `ops.casts_to`, a PL/pgSQL call
     per value on PostgreSQL 15: for a column whose every value casts (`columns_that_cast`), its
-    `ops.casts_to(column, type)` is `true` in every condition, and in a condition without a
+    `ops.casts_to(column, type)` is `true` in every condition (its cast rule, the value there and
+    not casting, is `false`: 0 rows, not scanned for), and in a condition without a
     subquery (where the name could be another table's column) `ops.try_timestamp(column)` of a
     timestamp column is its cast, as `ops.try_numeric(column)` of a numeric one. `castable`, when
     given, is that list already found for the batch (rows only left it since)."""
@@ -128,7 +129,8 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
     if any("ops.casts_to(" in c or "ops.try_" in c for c in conditions):
         if castable is None:
             castable = columns_that_cast(cur, table, batch_id, list(typed))
-        replaced = [(casts_to_sql(quoted(column), type_), "true") for column, type_ in castable]
+        replaced = [(does_not_cast_sql(quoted(column), type_), "false") for column, type_ in castable]  # a cast rule
+        replaced += [(casts_to_sql(quoted(column), type_), "true") for column, type_ in castable]
         parsed = [(f"{_PARSERS[type_]}({name})", f"{quoted(column)}::{type_}") for column, type_ in castable
                   if type_ in _PARSERS for name in (quoted(column), column)]  # names are plain (`sources`)
 
@@ -146,7 +148,9 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
         return f"count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false))"
 
     found: dict[int, RowCount] = {i: alone(filled(statement)) for i, statement in enumerate(own) if statement}
-    combined = [i for i, statement in enumerate(own) if not statement]
+    found.update({i: RowCount(0) for i, statement in enumerate(own)  # a cast rule of a column that casts
+                  if not statement and filled(conditions[i]).strip() == "false"})
+    combined = [i for i in range(len(conditions)) if i not in found]
     if combined:
         outcome = _try(cur, f"SELECT {', '.join(count(i) for i in combined)} FROM {batch}")
         if not isinstance(outcome, str):
