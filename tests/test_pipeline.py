@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -346,6 +349,39 @@ def test_a_batch_with_only_warnings_is_validated_and_merges(wh, today):
 
     assert pipeline.merge(config, run_id=run_id, batch_id=batch_id)["rows_loaded"] == len(rows)
     assert [r[0] for r in wh.core()] == sorted(r[0] for r in rows), "the batch with warnings merges whole"
+
+
+def test_great_expectations_is_imported_while_the_gate_counts_its_rules(wh, today):
+    """Importing Great Expectations takes about two seconds of CPU: `validate` starts it in the
+    background as soon as it knows the batch has rows, so it overlaps with the gate's statements,
+    which the server runs, instead of following them. Run in a fresh process (nothing imported)."""
+    config = calls_source()
+    wh.deliver("calls_1.csv", calls(10, today - dt.timedelta(days=2)))
+    run_id = wh.run_id()
+    batch_id = wh.start_and_land(config, run_id)
+    child = f"""
+import json, sys, time
+from aim import gate, pipeline
+from tests.test_pipeline import calls_source
+counting = gate.reject_rows
+seen = []
+def reject_rows(*args, **kwargs):  # the gate's statements: does the import run meanwhile?
+    waited = time.monotonic()
+    while "great_expectations" not in sys.modules and time.monotonic() - waited < 20:
+        time.sleep(0.02)
+    seen.append("great_expectations" in sys.modules)
+    return counting(*args, **kwargs)
+gate.reject_rows = reject_rows
+assert "great_expectations" not in sys.modules
+outcome = pipeline.validate(calls_source(), run_id={run_id!r}, batch_id={batch_id!r})
+print(json.dumps({{"imported_during_gate": seen, "checks": outcome["checks"]}}))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    reported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reported["imported_during_gate"] == [True], "the import ran while the gate counted"
+    assert reported["checks"] > 0 and wh.batch(batch_id)["status"] == "validated"
 
 
 # ---- record_failure -----------------------------------------------------------------------------

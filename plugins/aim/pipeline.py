@@ -6,8 +6,11 @@ ids and counts only, never credentials or rows.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,20 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
             "files_landed": landed.files_landed, "files_skipped": landed.files_skipped}
 
 
+def _start_importing(module: str) -> None:
+    """Import `module` in a background thread, so that its import (Great Expectations: about two
+    seconds of CPU) overlaps with statements the server runs meanwhile; an `import` of it waits
+    for that one to finish, and raises its error if it failed."""
+    def load():
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001  (the caller's own import raises it, where it is reported)
+            pass
+
+    if module not in sys.modules:
+        threading.Thread(target=load, name=f"import {module}", daemon=True).start()
+
+
 def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, Any]:
     """The quality gate: row-level rejects, volume against history, then the expectation suite,
     all inside the warehouse; every result is stored in `ops.quality_result`.
@@ -90,6 +107,8 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
+        if landed:  # the suite will likely run (unless the gate sets every row aside): its import meanwhile
+            _start_importing("aim.quality")
         # which typed columns cast in every row: found once, for the gate's scan and the suite's
         castable = row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns)
         _, results = gate.reject_rows(
