@@ -29,8 +29,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from aim import db, gate, quality
-from aim.generated_checks import generated_expectations, suite_expectations
+from aim import db, gate, quality, row_scan
+from aim.generated_checks import generated_expectations, key_values_sql, suite_expectations
 from aim.merge import merge_statement
 from aim.migrations import migrate
 from aim.settings import sources_dir
@@ -709,6 +709,48 @@ def test_the_cast_rules_of_columns_whose_every_value_casts_cost_no_scan(warehous
         else:
             assert len(scans) == 1 and "ops.casts_to(\"read_at\"" in scans[0] and "reading" not in scans[0], \
                 "only the column with a value that does not cast is scanned for"
+
+
+def test_the_gate_knows_a_batch_holds_each_key_once_comparing_keys_as_the_merge_does(warehouse, batch, clock):
+    """`each_key_once`: no two rows of the batch hold one key, typed as the merge compares it."""
+    cases = {
+        "each-once": (meters_source(), meter_rows(20, clock), True),
+        "read-twice": (meters_source(), meter_rows(20, clock) + [with_value(meter_rows(20, clock), 3, "updated_at",
+                                                                            clock.isoformat())[3]], False),
+        "two-spellings": (meters_source(key=("ward",)), with_value(meter_rows(2, clock), 1, "ward", "01"), False),
+        "two-numbers": (meters_source(key=("ward",)), meter_rows(2, clock), True),
+    }
+    found = {}
+    for label, (config, rows, _) in cases.items():
+        batch_id = batch(label)
+        stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            castable = row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns)
+            found[label] = gate.each_key_once(cur, config, batch_id, castable)
+    assert found == {label: expected for label, (_, _, expected) in cases.items()}
+
+
+def test_the_key_check_of_a_batch_holding_each_key_once_costs_no_scan(warehouse, batch, clock, monkeypatch):
+    """Told the key's values are unique in the batch, the key and watermark check is 0 rows without
+    its `GROUP BY`; a check grouping by other values is still counted."""
+    config = meters_source()
+    (key_check,) = [row_scan.condition_of(e["kwargs"]["unexpected_rows_query"]) for e in generated_expectations(config)
+                    if "is unique in the batch" in (e.get("description") or "")]
+    same_time = '"read_at" IN (SELECT "read_at" FROM {batch} GROUP BY 1 HAVING count(*) > 1)'
+    rows = with_value(meter_rows(20, clock), 5, "read_at", meter_rows(20, clock)[4][1])  # rows 4 and 5: one time
+    batch_id = batch("each-once")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+    statements = []
+    spied = row_scan._try
+    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        counted = row_scan.count_rows(cur, config.staging_table, batch_id, [key_check, same_time], config.typed_columns,
+                                      unique_values=key_values_sql(config))
+
+    assert [c.rows for c in counted] == [0, 2]
+    grouped = [s for s in statements if "GROUP BY" in s]
+    assert len(grouped) == 1 and '"read_at"' in grouped[0] and "meter_id" not in grouped[0], grouped
 
 
 def test_a_row_query_that_fails_does_not_stop_the_others_being_counted(warehouse, suites, batch):

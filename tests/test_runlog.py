@@ -24,7 +24,8 @@ RUN_COLUMNS = ("source", "run_id", "dag_id", "batch_id", "logical_date", "rows_e
                "rows_loaded", "quality_outcome", "status", "message", "started_at", "ended_at",
                "warnings")
 BATCH_COLUMNS = ("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at",
-                 "merged_at", "failure", "rows_rejected", "warnings", "data_docs", "keys_proven_unique")
+                 "merged_at", "failure", "rows_rejected", "warnings", "data_docs", "keys_proven_unique",
+                 "each_key_once")
 FILE_COLUMNS = ("source", "file_key", "sha256", "size_bytes", "rows_landed", "batch_id", "status", "merged_at",
                 "extra_columns")
 
@@ -266,6 +267,7 @@ def test_register_batch_records_a_landed_batch(ledger, clock):
     assert {k: v for k, v in record.items() if k != "landed_at"} == {
         "batch_id": ledger.batch("1"), "source": ledger.source, "run_id": "run_1", "status": "landed",
         "rows_landed": 25, "max_watermark": clock.isoformat(), "failure": None, "keys_proven_unique": False,
+        "each_key_once": False,
     }, "a registered batch is landed, with its source, run, rows and max watermark, its key not yet checked"
     assert record["landed_at"] is not None, "a registered batch says when it landed"
 
@@ -338,21 +340,24 @@ def test_mark_validated_marks_the_batch_validated_and_clears_a_failure(ledger):
 
 
 def test_only_the_gate_proves_a_batch_key_unique_and_a_new_landing_forgets_it(ledger):
-    """`keys_proven_unique` lets the merge skip its duplicate check: set by the gate's
-    `mark_validated`, never by a review's release, and cleared when the batch lands again."""
+    """`keys_proven_unique` lets the merge skip its duplicate check, `each_key_once` its sort: set
+    by the gate's `mark_validated`, never by a review's release, and cleared when the batch lands again."""
     ledger.register_batch("1")
     ledger.register_batch("2")
     assert not ledger.batch_record("1")["keys_proven_unique"], "a landed batch has proven nothing"
 
-    ledger.call(batches.mark_validated, ledger.batch("1"))
+    ledger.call(batches.mark_validated, ledger.batch("1"), each_key_once=True)
     ledger.execute("UPDATE ops.batch SET status = 'quarantined' WHERE batch_id = %s", (ledger.batch("2"),))
     ledger.call(batches.mark_reviewed, ledger.batch("2"), "validated", reviewer="tester", note="released")
 
     assert ledger.batch_record("1")["keys_proven_unique"], "the gate's critical checks include the key's uniqueness"
-    assert (ledger.batch_record("2")["status"], ledger.batch_record("2")["keys_proven_unique"]) == ("validated", False), \
+    assert ledger.batch_record("1")["each_key_once"]
+    released = ledger.batch_record("2")
+    assert (released["status"], released["keys_proven_unique"], released["each_key_once"]) == ("validated", False, False), \
         "a released batch is validated by a person, not proven unique: the merge checks it"
     ledger.register_batch("1")
     assert not ledger.batch_record("1")["keys_proven_unique"], "a batch landed again has new rows, unchecked"
+    assert not ledger.batch_record("1")["each_key_once"]
 
 
 def test_record_batch_checks_stores_rejects_warnings_and_data_docs(ledger):

@@ -26,7 +26,7 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
            SET status = 'landed', rows_landed = EXCLUDED.rows_landed, max_watermark = EXCLUDED.max_watermark,
                landed_at = now(), merged_at = NULL, failure = NULL,
                rows_rejected = 0, warnings = 0, data_docs = NULL,  -- no checks have run on this landing yet
-               keys_proven_unique = false
+               keys_proven_unique = false, each_key_once = false
         """,
         (batch_id, source, run_id, rows, max_watermark),
     )
@@ -35,7 +35,8 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
 def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     """A batch's record as a dict, or None when it was never landed; `lock` holds it until commit."""
     cur.execute(
-        "SELECT batch_id, source, run_id, status, rows_landed, max_watermark, landed_at, failure, keys_proven_unique "
+        "SELECT batch_id, source, run_id, status, rows_landed, max_watermark, landed_at, failure, keys_proven_unique, "
+        "each_key_once "
         "FROM ops.batch WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
         (batch_id,),
     )
@@ -43,7 +44,7 @@ def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | 
     if row is None:
         return None
     return dict(zip(("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at", "failure",
-                     "keys_proven_unique"), row))
+                     "keys_proven_unique", "each_key_once"), row))
 
 
 def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:
@@ -56,10 +57,11 @@ def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:
         cur.execute(f"UPDATE ops.source_file SET status = %s{merged_at} WHERE batch_id = %s", (status, batch_id))
 
 
-def mark_validated(cur, batch_id: str) -> None:
+def mark_validated(cur, batch_id: str, *, each_key_once: bool = False) -> None:
     """Mark a landed batch as having passed its critical checks (the only state merge accepts),
-    the generated key check among them: its key is unique in the batch (`keys_proven_unique`)."""
-    _settle(cur, batch_id, "validated", failure=None, keys_proven_unique=True)
+    the generated key check among them: its key is unique in the batch (`keys_proven_unique`);
+    `each_key_once` when the gate found each key alone in one row (`aim.gate.each_key_once`)."""
+    _settle(cur, batch_id, "validated", failure=None, keys_proven_unique=True, each_key_once=each_key_once)
 
 
 def quarantine_batch(cur, batch_id: str, failure: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from psycopg2 import sql
 
 from aim import clock, row_scan
+from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 
@@ -35,6 +36,18 @@ class RowRule:
 
     description: str
     query: str  # "SELECT * FROM {batch} WHERE ...", as in the suite
+
+
+def each_key_once(cur, config: SourceConfig, batch_id: str, castable: list[tuple[str, str]]) -> bool:
+    """True when no two rows of the batch hold one key, compared as the merge compares it (typed;
+    keys that are missing or do not cast count as one NULL key): one `GROUP BY` of the key alone.
+    Then the key check (key and watermark) holds for no row, and the merge has no record's versions
+    to choose between. `castable`: the typed columns every value of which casts (cast directly)."""
+    casts = dict(castable)
+    values = ", ".join(f"{quoted(k)}::{casts[k]}" if k in casts else cast_value_sql(config, k) for k in config.key)
+    cur.execute(f"SELECT NOT EXISTS (SELECT FROM {row_scan.batch_sql(cur, config.staging_table, batch_id)} "
+                f"GROUP BY {values} HAVING count(*) > 1)")
+    return cur.fetchone()[0]
 
 
 def row_rules_from(expectations: list[dict]) -> list[RowRule]:

@@ -77,6 +77,12 @@ def cast_value_sql(config: SourceConfig, name: str, table: str | None = None) ->
     return f"CASE WHEN {casts_to_sql(value, column_type)} THEN {value}::{column_type} END"
 
 
+def key_values_sql(config: SourceConfig) -> str:
+    """The key's values as the generated key check writes them (compared as the merge compares
+    them), comma-separated: the check groups by them first, then by the watermark if there is one."""
+    return ", ".join(cast_value_sql(config, k) for k in config.key)
+
+
 def _key_unique(config: SourceConfig) -> dict:
     key = config.unique_in_batch  # an incremental source's record may come twice, edited in between
     typed = [k for k in key if config.column(k).type != "text"]
@@ -86,7 +92,7 @@ def _key_unique(config: SourceConfig) -> dict:
         return _expectation("expect_compound_columns_to_be_unique", None, {"column_list": list(key)})
     # A typed key is compared by value, as the merge joins it to core: two spellings of one
     # number or moment are one key. A value that does not cast is NULL here and matches nothing.
-    values = ", ".join(cast_value_sql(config, k) for k in key)
+    values = ", ".join([key_values_sql(config), *(cast_value_sql(config, k) for k in key[len(config.key):])])
     row = values if len(key) == 1 else f"({values})"
     query = (f"SELECT * FROM {{batch}} WHERE {row} IN "
              f"(SELECT {values} FROM {{batch}} GROUP BY {', '.join(str(i + 1) for i in range(len(key)))} "

@@ -56,10 +56,12 @@ def _changed_since(config: SourceConfig) -> sql.Composed:
     ).format(core=qualified(config.core_table), same_key=same_key)
 
 
-def merge_statement(config: SourceConfig, *, skip_superseded: bool = False) -> sql.Composed:
+def merge_statement(config: SourceConfig, *, skip_superseded: bool = False, each_key_once: bool = False) -> sql.Composed:
     """A `MERGE` of one staged batch into core, casting text to configured types: a new key is
     inserted (a plain insert, no speculative one), a known key updated only when a value changed;
-    with `skip_superseded`, rows whose key a later-landed batch has merged are left out. Unlike
+    with `skip_superseded`, rows whose key a later-landed batch has merged are left out. An
+    incremental source's batch is sorted to keep each record's latest version, unless the gate
+    found `each_key_once` (at 1M rows, the sort is 1.1 s of the merge's 4.6 s). Unlike
     `INSERT ... ON CONFLICT` it does not wait out another transaction inserting the same key:
     the caller holds `lock_core` (measured at 1M new rows: 4.6 s against 5.9 s for the upsert)."""
     names = [sql.Identifier(c.name) for c in config.columns]
@@ -67,7 +69,7 @@ def merge_statement(config: SourceConfig, *, skip_superseded: bool = False) -> s
     typed = [sql.SQL("s.{0}::{1} AS {0}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in config.columns]
     fresh = sql.SQL(" AND NOT ") + _changed_since(config) if skip_superseded else sql.SQL("")
     latest, newest_first = sql.SQL(""), sql.SQL("")
-    if config.watermark_column:  # a record edited while a run read it comes twice: its latest version wins
+    if config.watermark_column and not each_key_once:  # a record edited while read comes twice: its latest wins
         typed_key = [sql.SQL("s.{}::{}").format(sql.Identifier(k), sql.SQL(config.column(k).type)) for k in config.key]
         latest = sql.SQL("DISTINCT ON ({}) ").format(sql.SQL(", ").join(typed_key))
         newest_first = sql.SQL(" ORDER BY {}, s.{}::{} DESC NULLS LAST").format(
@@ -198,7 +200,7 @@ def merge_batch(cur, config: SourceConfig, batch_id: str, run_id: str) -> int:
     skip = _later_batch_merged(cur, config, batch["landed_at"])
     cur.execute("SAVEPOINT aim_merge")
     try:
-        cur.execute(merge_statement(config, skip_superseded=skip),
+        cur.execute(merge_statement(config, skip_superseded=skip, each_key_once=batch["each_key_once"]),
                     {"batch_id": batch_id, "run_id": run_id, "source": config.source, "landed_at": batch["landed_at"]})
     except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.errors.CardinalityViolation) as err:
         # the data's fault; anything else may be transient (Airflow retries the task)

@@ -107,7 +107,8 @@ def columns_that_cast(cur, table: tuple[str, str], batch_id: str, typed: list[tu
 
 
 def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str],
-               typed: list[tuple[str, str]] = (), castable: list[tuple[str, str]] | None = None) -> list[RowCount]:
+               typed: list[tuple[str, str]] = (), castable: list[tuple[str, str]] | None = None,
+               unique_values: str | None = None) -> list[RowCount]:
     """For each condition (from `condition_of`), the rows of the batch it holds for: one scan of the
     batch for all of them, but the rows sharing a value (the key check), each counted by a `GROUP BY`
     of its own (see the module's docstring). A condition that raises is counted alone and gets its error instead;
@@ -119,7 +120,11 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
     not casting, is `false`: 0 rows, not scanned for), and in a condition without a
     subquery (where the name could be another table's column) `ops.try_timestamp(column)` of a
     timestamp column is its cast, as `ops.try_numeric(column)` of a numeric one. `castable`, when
-    given, is that list already found for the batch (rows only left it since)."""
+    given, is that list already found for the batch (rows only left it since).
+
+    `unique_values`, when given, are values (SQL, comma-separated, as the row queries write them)
+    that no two rows of the batch share (`aim.gate.each_key_once`): rows sharing values that begin
+    with them are none, counted without a scan."""
     if not conditions:
         return []
     batch = batch_sql(cur, table, batch_id)
@@ -147,7 +152,9 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
     def count(i: int) -> str:
         return f"count(*) FILTER (WHERE coalesce(({filled(conditions[i])}), false))"
 
-    found: dict[int, RowCount] = {i: alone(filled(statement)) for i, statement in enumerate(own) if statement}
+    found: dict[int, RowCount] = {i: RowCount(0) for i, statement in enumerate(own)
+                                  if statement and unique_values and _groups_by(conditions[i], unique_values)}
+    found.update({i: alone(filled(statement)) for i, statement in enumerate(own) if statement and i not in found})
     found.update({i: RowCount(0) for i, statement in enumerate(own)  # a cast rule of a column that casts
                   if not statement and filled(conditions[i]).strip() == "false"})
     combined = [i for i in range(len(conditions)) if i not in found]
@@ -159,6 +166,12 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
             for i in combined:  # one of them fails: find which, and count the others alone
                 found[i] = alone(f"SELECT {count(i)} FROM {batch}")
     return [found[i] for i in range(len(conditions))]
+
+
+def _groups_by(condition: str, values: str) -> bool:
+    """Whether a condition of `_duplicates_count`'s shape groups by `values` first."""
+    grouped = _DUPLICATES.match(condition.strip()).group("values")
+    return grouped == values or grouped.startswith(f"{values}, ")
 
 
 def _duplicates_count(condition: str) -> str | None:

@@ -94,9 +94,11 @@ def scan_check(cur, expectation) -> ScanCheck | None:
 
 
 def evaluate(cur, table: tuple[str, str], batch_id: str, checks: list[ScanCheck], *, typed: list[tuple[str, str]],
-             result_format: dict, castable: list[tuple[str, str]] | None = None) -> list[ExpectationValidationResult]:
+             result_format: dict, castable: list[tuple[str, str]] | None = None,
+             unique_values: str | None = None) -> list[ExpectationValidationResult]:
     """Every check's result on the batch, in order: one scan counts them all (and the batch's rows,
-    and each map column's nulls); a failed check then reads a sample of what it found."""
+    and each map column's nulls); a failed check then reads a sample of what it found.
+    `castable` and `unique_values`: what is already known of the batch (`aim.row_scan.count_rows`)."""
     if not checks:
         return []
     conditions = ["true"]
@@ -104,7 +106,7 @@ def evaluate(cur, table: tuple[str, str], batch_id: str, checks: list[ScanCheck]
         conditions.append(check.unexpected)
         if check.column is not None:
             conditions.append(f"{quoted(check.column)} IS NULL")
-    counts = iter(row_scan.count_rows(cur, table, batch_id, conditions, typed, castable))
+    counts = iter(row_scan.count_rows(cur, table, batch_id, conditions, typed, castable, unique_values))
     total = next(counts)
     sample_size = result_format.get("partial_unexpected_count", 20)
     results = []
