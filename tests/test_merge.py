@@ -425,6 +425,16 @@ def test_the_merge_clears_its_batch_from_staging_and_marks_the_batch_and_its_fil
         "another batch's staged rows, record and file versions are untouched"
 
 
+def wait_until(url: str, count: str, params: tuple, never: str) -> None:
+    """Poll `count` (a statement returning a count) for up to 10 s until it is not 0: a transaction
+    in another thread is waiting for a lock; `never` is the failure message."""
+    for _ in range(200):
+        if query(url, count, params)[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(never)
+
+
 def test_a_batch_alone_in_staging_gives_its_storage_back_when_merged(source, moments):
     """The merged batch was all staging held: TRUNCATE, no dead rows left for autovacuum."""
     source.stage("alone", first_rows(moments))
@@ -451,13 +461,8 @@ def test_rows_landing_while_the_merge_clears_staging_are_kept(source, moments):
                         (source.batch("landing"), "I-7", "THEFT", "1", "2026-06-07", moments["second"]))
         merging = threading.Thread(target=source.merge, args=("merging", "run_merging"))
         merging.start()
-        for _ in range(200):  # until the merge waits for the landing's lock on staging
-            if query(source.url, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
-                     (".".join(source.config.staging_table),))[0][0]:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the merge never waited for the landing")
+        wait_until(source.url, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                   (".".join(source.config.staging_table),), "the merge never waited for the landing")
         landing.commit()
         merging.join(timeout=60)
     finally:
@@ -501,13 +506,9 @@ def test_two_merges_of_one_source_at_the_same_time_run_one_after_the_other(sourc
     assert first_upserted.wait(timeout=30)
     second = threading.Thread(target=merge_in_thread, args=("second",))
     second.start()
-    for _ in range(200):  # until the second merge waits for the first (whatever lock it waits on)
-        if query(source.url, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                             "WHERE NOT l.granted AND a.datname = current_database()")[0][0]:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the second merge never waited for the first")
+    wait_until(source.url, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "  # any lock
+                           "WHERE NOT l.granted AND a.datname = current_database()", (),
+               "the second merge never waited for the first")
     second_waits.set()
     first.join(timeout=60)
     second.join(timeout=60)
