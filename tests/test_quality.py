@@ -624,6 +624,15 @@ def batch_reads(monkeypatch) -> list[str]:
     return reads
 
 
+@pytest.fixture
+def scan_statements(monkeypatch) -> list[str]:
+    """The statements `aim.row_scan` runs (each through `_try`), recorded as the real server runs them."""
+    statements: list[str] = []
+    spied = row_scan._try
+    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+    return statements
+
+
 def many_rules(n: int) -> list[dict]:
     """`n` business rules of the usual shape, none of which GOOD breaks."""
     return [{"type": "unexpected_rows_expectation", "description": f"pressure is not {1000 + i}", "severity": "critical",
@@ -651,18 +660,15 @@ def test_validation_reads_the_batch_a_bounded_number_of_times_whatever_the_suite
     assert len(combined) == 1, "the suite counts its row queries in one scan; the gate's cast rules (every value casts) in none"
 
 
-def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehouse, batch, clock, monkeypatch):
+def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehouse, batch, clock, scan_statements):
     """`ops.try_timestamp` and `ops.try_numeric` are a PL/pgSQL call per value on PostgreSQL 15: for a
     column whose every value casts, the scan uses the cast itself, with the same counts."""
-    from aim import row_scan
 
     config = meters_source()
     conditions = ["ops.try_timestamp(read_at) >= '2026-06-15'", 'ops.try_timestamp("read_at") < \'2026-06-03\'',
                   "ops.try_numeric(reading) > 10",
                   "ops.try_numeric(reading) > (SELECT min(ops.try_numeric(reading)) FROM {batch})"]
-    statements = []
-    spied = row_scan._try
-    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+    statements = scan_statements
 
     def expected(rows):
         times = [dt.datetime.fromisoformat(r[1]) for r in rows if r[1] != "soon"]
@@ -683,17 +689,14 @@ def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehous
         assert ("ops.try_timestamp(read_at)" in scan) == (label == "one-does-not"), "the cast only where every value casts"
 
 
-def test_the_cast_rules_of_columns_whose_every_value_casts_cost_no_scan(warehouse, batch, clock, monkeypatch):
+def test_the_cast_rules_of_columns_whose_every_value_casts_cost_no_scan(warehouse, batch, clock, scan_statements):
     """A cast rule (the value there, not casting) of a column whose every value casts is 0 rows:
     after the whole-batch cast that found it so, the batch is not read again to count it."""
-    from aim import row_scan
     from aim.generated_checks import does_not_cast_sql, quoted
 
     config = meters_source()
     conditions = [does_not_cast_sql(quoted(column), type_) for column, type_ in config.typed_columns]
-    statements = []
-    spied = row_scan._try
-    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+    statements = scan_statements
 
     for label, rows in (("casts", meter_rows(40, clock)), ("one-does-not", with_value(meter_rows(40, clock), 7, "read_at", "soon"))):
         batch_id = batch(f"cast-rules-{label}")
@@ -730,7 +733,7 @@ def test_the_gate_knows_a_batch_holds_each_key_once_comparing_keys_as_the_merge_
     assert found == {label: expected for label, (_, _, expected) in cases.items()}
 
 
-def test_the_key_check_of_a_batch_holding_each_key_once_costs_no_scan(warehouse, batch, clock, monkeypatch):
+def test_the_key_check_of_a_batch_holding_each_key_once_costs_no_scan(warehouse, batch, clock, scan_statements):
     """Told the key's values are unique in the batch, the key and watermark check is 0 rows without
     its `GROUP BY`; a check grouping by other values is still counted."""
     config = meters_source()
@@ -740,9 +743,7 @@ def test_the_key_check_of_a_batch_holding_each_key_once_costs_no_scan(warehouse,
     rows = with_value(meter_rows(20, clock), 5, "read_at", meter_rows(20, clock)[4][1])  # rows 4 and 5: one time
     batch_id = batch("each-once")
     stage(warehouse, batch_id, [tuple(r) for r in rows], config)
-    statements = []
-    spied = row_scan._try
-    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: statements.append(statement) or spied(cur, statement))
+    statements = scan_statements
 
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
         counted = row_scan.count_rows(cur, config.staging_table, batch_id, [key_check, same_time], config.typed_columns,
