@@ -598,3 +598,41 @@ def test_a_record_read_twice_merges_its_latest_version(source, moments):
 
     assert source.merge("edited", "run_edited") == 1
     assert source.core_rows()["I-7"]["category"] == "FRAUD", "the version with the latest watermark wins"
+
+
+def plan_node_types(source: Source, label: str, each_key_once: bool) -> set[str]:
+    """The node types PostgreSQL plans for merging the batch (EXPLAIN only: nothing runs)."""
+    statement = sql.SQL("EXPLAIN (FORMAT JSON) ") + merge.merge_statement(source.config, each_key_once=each_key_once)
+    [(plan,)] = source.run_sql(statement, {"batch_id": source.batch(label), "run_id": "run_plan",
+                                           "source": source.name, "landed_at": None})
+    found, todo = set(), [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        found.add(node["Node Type"])
+        todo.extend(node.get("Plans", []))
+    return found
+
+
+def test_a_batch_the_gate_found_holding_each_key_once_merges_without_sorting(source, moments):
+    """`each_key_once` drops the sort that picks each record's latest version; the batch merges as
+    ever. A key doubled after the gate fails the merge, naming the batch, rather than one row of the
+    two winning by chance."""
+    source.stage("once", first_rows(moments))
+    source.register("once", "landed", moments["first"])
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        batches.mark_validated(cur, source.batch("once"), each_key_once=True)
+
+    assert "Sort" in plan_node_types(source, "once", each_key_once=False), "the batch of an incremental source is sorted"
+    assert "Sort" not in plan_node_types(source, "once", each_key_once=True)
+    assert source.merge("once", "run_once") == 3
+    assert {key: row["category"] for key, row in source.core_rows().items()} == {
+        "I-1": "THEFT", "I-2": "BURGLARY", "I-3": "ARSON"}
+
+    source.stage("doubled", [("I-4", "THEFT", "1", "2026-06-04", moments["second"]),
+                             ("I-4", "FRAUD", "2", "2026-06-04", moments["first"])])
+    source.register("doubled", "landed", moments["second"])
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        batches.mark_validated(cur, source.batch("doubled"), each_key_once=True)  # as if a row came after the gate
+    with pytest.raises(MergeError, match=rf"{source.batch('doubled')}.*merge into core failed"):
+        source.merge("doubled", "run_doubled")
+    assert "I-4" not in source.core_rows()
