@@ -388,6 +388,8 @@ def airflow_settings(folder: Path, metadata_url: str, redis_port: int, api_port:
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{HOST}:{redis_port}/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # Airflow's Celery settings, plus Great Expectations imported once per worker, not per task
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "aim.celery_worker.CELERY_CONFIG",
         "AIRFLOW__API__BASE_URL": f"http://{HOST}:{api_port}",
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(api_port),
@@ -644,6 +646,12 @@ class AirflowClient:
         """Every try of one task instance (earlier tries first, the current one last)."""
         base = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances/{task_id}"
         return self.get(f"{base}/tries")["task_instances"]
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """One try's task log as its lines of text (the API's structured events, their `event`s)."""
+        base = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances/{task_id}"
+        content = self.get(f"{base}/logs/{try_number}?full_content=true")["content"]
+        return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict:
         """The run once it finished (success or failed); StackError after `timeout` seconds."""

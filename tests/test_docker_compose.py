@@ -363,6 +363,8 @@ def test_every_airflow_service_uses_the_celery_executor(services, airflow_servic
         metadata = urlparse(value_of(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")))
         assert metadata.scheme.startswith("postgresql") and metadata.hostname == "postgres", name
         assert {broker.hostname, backend.hostname} <= set(services)
+        # the workers import Great Expectations once, at start (aim.celery_worker), not in every task
+        assert value_of(env.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS")) == "aim.celery_worker.CELERY_CONFIG", name
 
 
 def test_core_airflow_settings(airflow_services):

@@ -44,7 +44,8 @@ def running(tmp_path_factory, new_database):
     }
     started = time.monotonic()
     try:
-        info = stack.start(state, api_port=free_port(), env=env, settings=FAST, timeout=240, quiet=True)
+        info = stack.start(state, api_port=free_port(), env=env, timeout=240, quiet=True,
+                           settings={**FAST, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"})  # the tasks' own lines too
         print(f"stack started in {time.monotonic() - started:.0f} s", flush=True)
         yield {**info, "state": state, "warehouse": warehouse, "metadata": metadata, "rms": rms}
     finally:
@@ -187,6 +188,11 @@ def test_the_stack_runs_the_pipeline_on_celery_and_survives_a_dead_worker(runnin
     assert [(t["try_number"], _worker(t)) for t in tries][-1] == (2, survivor), tries
     assert tries[0]["try_number"] == 1 and _worker(tries[0]) == victim and tries[0]["state"] != "success", tries
     assert not stack.status(state)["components"][victim]  # nobody restarted it: the retry ran on the other one
+
+    # the batch's rows were validated by a worker that imported Great Expectations when it started
+    # (aim.celery_worker), not by a task that imported it again
+    validate_log = client.log(POLICE, run_id, "validate")
+    assert "Great Expectations: loaded by the worker before this task" in validate_log, validate_log[-3000:]
 
     source = query(running["rms"], "SELECT count(*), count(DISTINCT incident_num) FROM rms.incident")[0]
     core = query(warehouse, "SELECT count(*), count(DISTINCT incident_num) FROM core.mpd_crime_incidents")[0]

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import re
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from aim.sources import SourceConfig
 from aim.staging import analyze, discard_batch
 from aim.storage import target_from_url
 from aim.tables import ensure_tables_once
+
+log = logging.getLogger(__name__)
 
 
 class QualityGateFailed(RuntimeError):
@@ -107,6 +111,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         if batch is None:
             raise RuntimeError(f"source {config.source}, batch {batch_id}: not landed, nothing to validate")
         landed = batch["rows_landed"]
+        preloaded = "aim.quality" in sys.modules  # a Celery worker imports it once at start (aim.celery_worker)
         if landed:  # the suite will likely run (unless the gate sets every row aside): its import meanwhile
             _start_importing("aim.quality")
         # which typed columns cast in every row: found once, for the gate's scan and the suite's
@@ -122,8 +127,11 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
     with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:
         if landed - rejected > 0:
+            waited = time.perf_counter()
             from aim import quality  # great_expectations takes seconds to import: only for rows to validate
 
+            log.info("Great Expectations: %s", "loaded by the worker before this task" if preloaded else
+                     f"imported by this task (waited {time.perf_counter() - waited:.1f} s after the gate's checks)")
             outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site), castable=castable,
                                              unique_values=key_values_sql(config) if key_once else None)
             docs_page = quality_report.publish_data_docs(target, config.source, Path(site))
