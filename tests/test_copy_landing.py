@@ -1,4 +1,4 @@
-"""A PostgreSQL source lands COPY to COPY (`SqlTable.copy_out`, `aim.staging.copy_csv`): the bytes the
+"""A PostgreSQL source lands COPY to COPY (`SqlTable.copy_out`, `aim.staging.copy_text`): the bytes the
 source writes go into staging's COPY without becoming Python rows, and what lands is what the rows
 path (every other SQL source) lands: the same values once cast to their configured types, empty
 text as NULL, the same watermark; only the rows changed since the watermark."""
@@ -15,7 +15,7 @@ from aim.migrations import migrate
 from aim.source_kinds.base import ExtractRequest
 from aim.source_kinds.sql_table import SqlTable
 from aim.sources import SourceConfig
-from aim.staging import copy_csv
+from aim.staging import copy_text
 from aim.tables import ensure_tables
 from aim_demo.databases import libpq_dsn
 
@@ -36,8 +36,8 @@ CONFIG = SourceConfig.model_validate({
     "expectation_suite": "permits.json",
 })
 TYPED = ", ".join(f"{c.name}::{c.type}" for c in CONFIG.columns)
-ROWS = [  # text that CSV must quote, escape or keep: commas, quotes, newlines, backslashes, accents, ''
-    (1, "2800 N 1st St, Apt 2", "12.50", True, "2026-01-02", "2026-01-02 08:00:00", "2026-01-02 14:00:00+00"),
+ROWS = [  # text that COPY must quote, escape or keep: commas, quotes, tabs, newlines, backslashes, accents, '', \N
+    (1, "2800 N 1st St, Apt 2\t(rear)\r\n\\N", "12.50", True, "2026-01-02", "2026-01-02 08:00:00", "2026-01-02 14:00:00+00"),
     (2, 'The "Annex"\nrear door', "0", False, "2026-02-28", "2026-02-28 23:59:59.5", "2026-03-01 06:00:00-06"),
     (3, "C:\\permits\\3", None, None, None, None, "2026-03-08 08:30:00+00"),
     (4, "", "1e3", True, "2026-12-31", "2026-12-31 00:00:00", "2026-06-01 12:00:00+00"),
@@ -95,7 +95,7 @@ def test_only_rows_changed_since_the_watermark_are_copied(source, warehouse):
 
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
         copied = SqlTable().copy_out(CONFIG, db.normalize_url(source), ExtractRequest(since=since), batch_id="late")
-        rows = copy_csv(cur, CONFIG.staging_table, CONFIG.column_names, copied)
+        rows = copy_text(cur, CONFIG.staging_table, CONFIG.column_names, copied)
 
     assert rows == 2
     assert [r[0] for r in landed(warehouse, "late")] == [4, 5]

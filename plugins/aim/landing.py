@@ -2,8 +2,8 @@
 
 The source's kind (`aim.source_kinds`) yields its rows a chunk at a time (a server-side cursor,
 a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. A source that
-can write its rows as CSV itself (a PostgreSQL table: `SourceKind.copy_out`) streams that CSV
-straight into staging's COPY instead, bytes that never become Python objects; a CSV file is read
+can write its rows for COPY itself (a PostgreSQL table: `SourceKind.copy_out`) streams those
+bytes straight into staging's COPY instead, bytes that never become Python objects; a CSV file is read
 by Arrow into columns that Arrow writes to COPY (`Chunk.columnar`). The rest is
 the same for every kind: a derived key, when the source has none, is computed from the row's
 content; an incremental source reads from its watermark less the overlap, and its batch's
@@ -25,7 +25,7 @@ from aim import batches, clock, db, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
-from aim.staging import copy_chunks, copy_csv, copy_tables
+from aim.staging import copy_chunks, copy_tables, copy_text
 from aim.tables import BATCH_COLUMN, qualified
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     newest: dt.datetime | None = None
     files: dict[str, tuple[FileVersion, list[int]]] = {}
     written = config.source_kind.copy_out(config, access, request, batch_id=batch_id)
-    if written is not None:  # the source writes the CSV itself: bytes from COPY to COPY
-        landed.rows = copy_csv(cur, config.staging_table, config.column_names, written)
+    if written is not None:  # the source writes the rows for COPY itself: bytes from COPY to COPY
+        landed.rows = copy_text(cur, config.staging_table, config.column_names, written)
         if window is not None:
             newest = _newest_landed(cur, config, batch_id)
     for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python

@@ -3,8 +3,8 @@
 An empty value and a missing value land alike, as NULL: source exports use empty strings for
 missing values, and staging keeps one meaning for "nothing here".
 
-Three ways in, one result: rows of Python values (`copy_chunks`), CSV that a PostgreSQL source
-writes itself (`copy_csv`), and Arrow tables that Arrow writes as CSV (`copy_tables`).
+Three ways in, one result: rows of Python values (`copy_chunks`), COPY text that a PostgreSQL
+source writes itself (`copy_text`), and Arrow tables that Arrow writes as CSV (`copy_tables`).
 """
 from __future__ import annotations
 
@@ -65,16 +65,16 @@ def copy_chunks(
     return total
 
 
-_READ_BYTES = 1 << 16  # how much `copy_csv` hands COPY at a time
+_READ_BYTES = 1 << 16  # how much `copy_text` hands COPY at a time
 
 
-def copy_csv(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterable[bytes]) -> int:
-    """`COPY` CSV bytes into `table`: rows of the batch id, the origin, then `columns` (what
-    `copy_chunks` writes). An empty value lands as NULL, quoted or not, as in `copy_chunks`. Reads
-    `pieces` as COPY asks for them, so only a piece or two is held at a time; returns rows landed."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({}))").format(
+def copy_text(cur, table: tuple[str, str], columns: Sequence[str], pieces: Iterable[bytes]) -> int:
+    """`COPY` bytes in COPY's text format, with `NULL ''`, into `table`: rows of the batch id, the
+    origin, then `columns` (what `copy_chunks` writes). An empty value lands as NULL, as in
+    `copy_chunks`. Reads `pieces` as COPY asks for them, so only a piece or two is held at a time;
+    returns rows landed."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT text, NULL '')").format(
         qualified(table), sql.SQL(", ").join(sql.Identifier(c) for c in [BATCH_COLUMN, ORIGIN_COLUMN, *columns]),
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
     )
     cur.copy_expert(statement.as_string(cur), BytesReader(iter(pieces)), size=_READ_BYTES)
     return cur.rowcount

@@ -1,9 +1,9 @@
 """Reading a table in any SQLAlchemy database, oldest change first, in bounded memory.
 
 Rows come through a server-side cursor (`stream_results`), a chunk at a time, so memory stays
-bounded whatever the table's size. A PostgreSQL source can instead write the same rows as CSV
-itself (`copy_out`: `COPY (SELECT ...) TO STDOUT`), streamed as the server sends it, which
-staging's `COPY ... FROM STDIN` takes as it is: bytes, not Python objects.
+bounded whatever the table's size. A PostgreSQL source can instead write the same rows itself,
+in COPY's text format (`copy_out`: `COPY (SELECT ...) TO STDOUT`), streamed as the server sends
+it, which staging's `COPY ... FROM STDIN` takes as it is: bytes, not Python objects.
 """
 from __future__ import annotations
 
@@ -50,15 +50,18 @@ class TableRead:
         return select
 
     def server_copies(self) -> bool:
-        """True when the source is PostgreSQL, which can write the rows as CSV itself (`copy_out`)."""
+        """True when the source is PostgreSQL, which can write the rows for COPY itself (`copy_out`)."""
         return db.normalize_url(self.source_url).get_backend_name() == "postgresql"
 
     def copy_out(self, leading: Sequence[Any] = ()) -> Iterator[bytes]:
-        """The rows of `query` as CSV, `leading` constant values first on every row, written by the
-        source (`COPY (SELECT ...) TO STDOUT`) and yielded as it arrives: bounded memory, whatever
-        the table's size. Values are PostgreSQL's text for them (dates in ISO order; a timestamptz
-        with its offset; a boolean as t or f); NULL is an unquoted empty field, an empty string a
-        quoted one. Rows come in the table's order, not the watermark's: landing does not need it."""
+        """The rows of `query` in COPY's text format, `leading` constant values first on every row,
+        written by the source (`COPY (SELECT ...) TO STDOUT`) and yielded as it arrives: bounded
+        memory, whatever the table's size. Values are PostgreSQL's text for them (dates in ISO
+        order; a timestamptz with its offset; a boolean as t or f), tabs, newlines and backslashes
+        escaped; NULL and an empty string are both an empty field (`NULL ''`: staging keeps one
+        meaning for "nothing here"). The text format, not CSV: no quotes for the server to write and
+        parse, and no `FORCE_NULL` test of every field on the way in (about 8% of the COPY's time).
+        Rows come in the table's order, not the watermark's: landing does not need it."""
         import psycopg
         from psycopg import sql as pgsql
 
@@ -74,7 +77,7 @@ class TableRead:
         conninfo = db.normalize_url(self.source_url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(conninfo) as conn:
             conn.execute("SET DateStyle = 'ISO, YMD'")
-            with conn.cursor() as cur, cur.copy(pgsql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(select)) as copy:
+            with conn.cursor() as cur, cur.copy(pgsql.SQL("COPY ({}) TO STDOUT WITH (FORMAT text, NULL '')").format(select)) as copy:
                 for piece in copy:
                     yield bytes(piece)
 

@@ -113,7 +113,7 @@ class SourceKind(ABC):
 
     def copy_out(self, config: "SourceConfig", access: Any, request: ExtractRequest, *,
                  batch_id: str) -> Iterator[bytes] | None:
-        """The rows asked for as CSV that staging's `COPY` takes as it is (`aim.staging.copy_csv`:
+        """The rows asked for as COPY text that staging's `COPY` takes as it is (`aim.staging.copy_text`:
         the batch id, an empty origin, then every configured column), in bounded pieces, when the
         source can write it itself; None (the default) when rows come through `chunks`."""
         return None

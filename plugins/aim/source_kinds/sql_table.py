@@ -47,7 +47,7 @@ class SqlTable(SourceKind):
             yield Chunk(rows)
 
     def copy_out(self, config, access: Any, request: ExtractRequest, *, batch_id: str) -> Iterator[bytes] | None:
-        """A PostgreSQL source writes its rows as CSV itself (`COPY ... TO STDOUT`): bytes, not
+        """A PostgreSQL source writes its rows for COPY itself (`COPY ... TO STDOUT`): bytes, not
         Python objects, on the way to staging. Not for a source whose key the platform derives."""
         if config.derived_key is not None:
             return None
