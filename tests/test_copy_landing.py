@@ -90,6 +90,29 @@ def test_a_postgresql_source_lands_what_the_rows_path_lands(source, warehouse, m
         "text lands as it was, quotes, newlines and backslashes included; empty text as NULL, as on the rows path"
 
 
+def test_landing_finds_whether_every_typed_value_casts_with_the_newest_watermark(source, warehouse):
+    """The scan that reads the batch's newest watermark casts every typed column too, and the batch
+    records whether they all cast (`ops.batch.typed_columns_cast`: validate need not cast them
+    again). A source whose values do not all cast still lands them, for the gate to judge, and its
+    newest watermark is the newest of those that cast."""
+    access = db.normalize_url(source)
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        clean = land(cur, CONFIG, access, batch_id="clean")
+    assert clean.typed_columns_cast is True
+
+    conn = psycopg2.connect(libpq_dsn(source))
+    with conn, conn.cursor() as cur:  # a source keeping typed values as text: a fee and a newer change that do not cast
+        cur.execute("ALTER TABLE dns.permit ALTER COLUMN fee TYPE text, ALTER COLUMN updated_at TYPE text")
+        cur.execute("UPDATE dns.permit SET fee = 'twelve' WHERE permit_id = 1")
+        cur.execute("INSERT INTO dns.permit (permit_id, updated_at) VALUES (6, '2026-13-45 25:00')")
+    conn.close()
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        dirty = land(cur, CONFIG, access, batch_id="dirty")
+
+    assert (dirty.rows, dirty.typed_columns_cast) == (len(ROWS) + 1, False)
+    assert dirty.max_watermark == clean.max_watermark is not None, "the value that does not cast moves nothing"
+
+
 def test_only_rows_changed_since_the_watermark_are_copied(source, warehouse):
     since = watermarks.parse("2026-06-01 12:00:00+00:00", "timestamptz")
 

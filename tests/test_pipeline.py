@@ -105,9 +105,10 @@ class Warehouse:
         return self.query(f"SELECT call_id, call_day, units, _batch_id FROM core.{SOURCE} ORDER BY call_id")
 
     def batch(self, batch_id: str) -> dict:
-        (row,) = self.query("SELECT status, failure, rows_landed, rows_rejected, warnings, data_docs "
+        (row,) = self.query("SELECT status, failure, rows_landed, rows_rejected, warnings, data_docs, typed_columns_cast "
                             "FROM ops.batch WHERE batch_id = %s", (batch_id,))
-        return dict(zip(("status", "failure", "rows_landed", "rows_rejected", "warnings", "data_docs"), row))
+        return dict(zip(("status", "failure", "rows_landed", "rows_rejected", "warnings", "data_docs",
+                         "typed_columns_cast"), row))
 
     def run_log(self, run_id: str, source: str = SOURCE) -> dict:
         rows = self.query("SELECT status, quality_outcome, message, rows_extracted, rows_rejected, warnings, batch_id, "
@@ -349,6 +350,33 @@ def test_a_batch_with_only_warnings_is_validated_and_merges(wh, today):
 
     assert pipeline.merge(config, run_id=run_id, batch_id=batch_id)["rows_loaded"] == len(rows)
     assert [r[0] for r in wh.core()] == sorted(r[0] for r in rows), "the batch with warnings merges whole"
+
+
+def test_validate_casts_the_batch_only_when_landing_did_not_find_that_everything_casts(wh, today, monkeypatch):
+    """Landing may already know that every typed value of the batch casts (`ops.batch.typed_columns_cast`,
+    found with the newest watermark: see test_copy_landing); validate then does not cast the batch
+    again. When landing did not find it (a file drop, as here, or a value that does not cast),
+    validate finds which columns cast itself."""
+    from aim import row_scan
+
+    casting = []
+    cast_columns = row_scan.columns_that_cast
+    monkeypatch.setattr(row_scan, "columns_that_cast", lambda *a, **k: casting.append(a[2]) or cast_columns(*a, **k))
+    config = calls_source()
+    for n, told in enumerate((False, True)):
+        wh.deliver(f"calls_{n}.csv", calls(20, today, f"r{n}-"))
+        run_id = wh.run_id(n)
+        batch_id = wh.start_and_land(config, run_id)
+        assert wh.batch(batch_id)["typed_columns_cast"] is False, "a file drop's landing does not cast its rows"
+        if told:  # as a PostgreSQL source's landing records it
+            wh.query("UPDATE ops.batch SET typed_columns_cast = true WHERE batch_id = %s RETURNING 1", (batch_id,))
+
+        assert pipeline.validate(config, run_id=run_id, batch_id=batch_id)["rows_rejected"] == 0
+
+        assert casting == ([] if told else [batch_id]), "the batch is cast by validate only when landing did not"
+        casting.clear()
+        assert wh.batch(batch_id)["status"] == "validated"
+        assert pipeline.merge(config, run_id=run_id, batch_id=batch_id)["rows_loaded"] == 20
 
 
 def test_great_expectations_is_imported_while_the_gate_counts_its_rules(wh, today):

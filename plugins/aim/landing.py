@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from psycopg2 import sql
 
-from aim import batches, clock, db, watermarks
+from aim import batches, clock, row_scan, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
@@ -38,6 +38,7 @@ class Landed:
     rows: int = 0                  # rows read from the source
     unchanged: int = 0             # of which re-read exactly as merged (the overlap window): not kept
     max_watermark: str | None = None
+    typed_columns_cast: bool = False  # every typed value landed casts (found with the newest watermark)
     files_landed: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     if written is not None:  # the source writes the rows for COPY itself: bytes from COPY to COPY
         landed.rows = copy_text(cur, config.staging_table, config.column_names, written)
         if window is not None:
-            newest = _newest_landed(cur, config, batch_id)
+            newest, landed.typed_columns_cast = _newest_landed(cur, config, batch_id)
     for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python
         if window is not None:
             newest = _newest(newest, (row[watermark_at] for row in chunk.rows), column_type)
@@ -171,19 +172,20 @@ def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:
     return cur.rowcount
 
 
-def _newest_landed(cur, config: SourceConfig, batch_id: str) -> dt.datetime | None:
-    """The latest watermark value the batch landed, of those that cast (as `_newest` reads rows):
-    one aggregate over the batch in staging, with a plain cast unless a value does not cast."""
+def _newest_landed(cur, config: SourceConfig, batch_id: str) -> tuple[dt.datetime | None, bool]:
+    """The latest watermark value the batch landed, of those that cast (as `_newest` reads rows),
+    and whether every typed value of the batch casts: one scan that casts every typed column and
+    takes the newest watermark (`row_scan.cast_all`), so that validate need not cast them again;
+    when a value does not cast, the newest of those that do, by an aggregate of its own."""
     name, column_type = config.watermark_column, config.column(config.watermark_column).type
-
-    def latest(value: str) -> sql.Composed:
-        return sql.SQL("SELECT max({}) FROM {} WHERE {} = %s").format(
-            sql.SQL(value), qualified(config.staging_table), sql.Identifier(BATCH_COLUMN))
-
-    (value,), = db.rows_of_first_that_casts(cur, [
-        latest(f"{quoted(name)}::{column_type}"), latest(cast_value_sql(config, name)),
-    ], (batch_id,))
-    return watermarks.parse(value, column_type)
+    found = row_scan.cast_all(cur, config.staging_table, batch_id, config.typed_columns,
+                              also=[f"max({quoted(name)}::{column_type})"])
+    if found is not None:
+        return watermarks.parse(found[0], column_type), True
+    cur.execute(sql.SQL("SELECT max({}) FROM {} WHERE {} = %s").format(
+        sql.SQL(cast_value_sql(config, name)), qualified(config.staging_table), sql.Identifier(BATCH_COLUMN)),
+        (batch_id,))
+    return watermarks.parse(cur.fetchone()[0], column_type), False
 
 
 def _newest(newest: dt.datetime | None, values: Iterator[Any], column_type: str) -> dt.datetime | None:

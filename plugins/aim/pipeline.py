@@ -69,7 +69,7 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
         analyze(cur, config.staging_table)
         batches.register_batch(
             cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows - landed.unchanged,
-            max_watermark=landed.max_watermark,
+            max_watermark=landed.max_watermark, typed_columns_cast=landed.typed_columns_cast,
         )
         runlog.update_run(cur, source=config.source, run_id=run_id, rows_extracted=landed.rows)
     return {"batch_id": batch_id, "rows_extracted": landed.rows, "rows_unchanged": landed.unchanged,
@@ -114,8 +114,9 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         preloaded = "aim.quality" in sys.modules  # a Celery worker imports it once at start (aim.celery_worker)
         if landed:  # the suite will likely run (unless the gate sets every row aside): its import meanwhile
             _start_importing("aim.quality")
-        # which typed columns cast in every row: found once, for the gate's scan and the suite's
-        castable = row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns)
+        # which typed columns cast in every row: found once (by landing, when it could), for the gate's scan and the suite's
+        castable = (list(config.typed_columns) if batch["typed_columns_cast"] else
+                    row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns))
         _, results = gate.reject_rows(
             cur, config, gate.row_rules_from(suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id,
             landed=landed, castable=castable,

@@ -89,21 +89,24 @@ def batch_sql(cur, table: tuple[str, str], batch_id: str) -> str:
     ).as_string(cur)
 
 
+def cast_all(cur, table: tuple[str, str], batch_id: str, typed: list[tuple[str, str]],
+             also: list[str] = ()) -> tuple | None:
+    """One scan of the batch casting every (column, type) of `typed`, as the merge does (at the
+    speed of the cast itself), that also computes the aggregates `also` (SQL over the batch's
+    columns): their values, or None when a value does not cast (rolled back: the transaction goes on)."""
+    aggregates = [*(f"count({quoted(c)}::{t})" for c, t in typed), *also] or ["true"]
+    row = _try(cur, f"SELECT {', '.join(aggregates)} FROM {batch_sql(cur, table, batch_id)}")
+    return None if isinstance(row, str) else row[len(aggregates) - len(also):]
+
+
 def columns_that_cast(cur, table: tuple[str, str], batch_id: str, typed: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (column, type) pairs of `typed` whose every staged value in the batch casts: one scan
-    that casts them all, as the merge does (at the speed of the cast itself); only when one of them
-    fails, each column alone."""
+    that casts them all (`cast_all`); only when one of them fails, each column alone."""
     if not typed:
         return []
-    batch = batch_sql(cur, table, batch_id)
-
-    def casts(columns):
-        counts = ", ".join(f"count({quoted(c)}::{t})" for c, t in columns)
-        return not isinstance(_try(cur, f"SELECT {counts} FROM {batch}"), str)
-
-    if casts(typed):
+    if cast_all(cur, table, batch_id, typed) is not None:
         return list(typed)
-    return [pair for pair in typed if casts([pair])]
+    return [pair for pair in typed if cast_all(cur, table, batch_id, [pair]) is not None]
 
 
 def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str],
