@@ -2,8 +2,8 @@
 
 The source's kind (`aim.source_kinds`) yields its rows a chunk at a time (a server-side cursor,
 a file read in chunks, an API page); every chunk goes to `staging.<source>` by COPY. A source that
-can write its rows for COPY itself (a PostgreSQL table: `SourceKind.copy_out`) streams those
-bytes straight into staging's COPY instead, bytes that never become Python objects; a CSV file is read
+can write its rows for COPY itself (a PostgreSQL table: `SourceKind.copy_out`) streams them
+straight into staging's COPY instead, bytes that never become Python objects; a CSV file is read
 by Arrow into columns that Arrow writes to COPY (`Chunk.columnar`). The rest is
 the same for every kind: a derived key, when the source has none, is computed from the row's
 content; an incremental source reads from its watermark less the overlap, and its batch's
