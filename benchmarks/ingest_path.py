@@ -191,6 +191,10 @@ def measure_on_worker(source: str, warehouse: str) -> dict:
         try:
             os.write(write, json.dumps(measure_tasks(source, warehouse, "worker")).encode())
             status = 0
+        except BaseException:  # noqa: BLE001  (its traceback, for the parent's error to point at)
+            import traceback
+
+            traceback.print_exc()
         finally:
             os.close(write)
             os._exit(status)
