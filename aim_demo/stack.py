@@ -642,15 +642,19 @@ class AirflowClient:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
                         "/taskInstances?limit=100")["task_instances"]
 
+    @staticmethod
+    def _task_instance(dag_id: str, run_id: str, task_id: str) -> str:
+        """The API path of one task instance of a run."""
+        return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances/{task_id}"
+
     def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
         """Every try of one task instance (earlier tries first, the current one last)."""
-        base = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances/{task_id}"
-        return self.get(f"{base}/tries")["task_instances"]
+        return self.get(f"{self._task_instance(dag_id, run_id, task_id)}/tries")["task_instances"]
 
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """One try's task log as its lines of text (the API's structured events, their `event`s)."""
-        base = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances/{task_id}"
-        content = self.get(f"{base}/logs/{try_number}?full_content=true")["content"]
+        path = f"{self._task_instance(dag_id, run_id, task_id)}/logs/{try_number}?full_content=true"
+        content = self.get(path)["content"]
         return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict:
