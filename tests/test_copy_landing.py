@@ -113,6 +113,55 @@ def test_landing_finds_whether_every_typed_value_casts_with_the_newest_watermark
     assert dirty.max_watermark == clean.max_watermark is not None, "the value that does not cast moves nothing"
 
 
+def alter_source(url: str, statement: str) -> None:
+    conn = psycopg2.connect(libpq_dsn(url))
+    with conn, conn.cursor() as cur:
+        cur.execute(statement)
+    conn.close()
+
+
+def test_a_source_primary_key_within_the_key_tells_the_gate_each_key_comes_once(source, warehouse, monkeypatch):
+    """A PostgreSQL table whose primary key's columns are all key columns, of the configured types,
+    gives each key once in one COPY: the batch records it (`ops.batch.keys_unique_at_source`) and
+    the gate does not group the batch by its key to find it out. Any doubt (no primary key, one
+    wider than the key, a type the cast could fold: 01 and 1, or split) records false."""
+    access = db.normalize_url(source)
+
+    def landing_says() -> bool:
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            return land(cur, CONFIG, access, batch_id="probe").keys_unique_at_source
+
+    def source_says(config=CONFIG) -> bool:  # what landing asks the source's kind
+        return SqlTable().keys_unique_at_source(config, access)
+
+    assert landing_says() is True, "permit_id integer PRIMARY KEY, configured integer"
+    by_permit_and_address = CONFIG.model_copy(update={"key": ["permit_id", "address"]})
+    assert source_says(by_permit_and_address) is True, "a primary key within a wider configured key"
+
+    alter_source(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey, ADD PRIMARY KEY (permit_id, address)")
+    assert source_says() is False, "a primary key wider than the configured key: one permit may come twice"
+    assert source_says(by_permit_and_address) is True
+    alter_source(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey")
+    assert source_says() is False, "no primary key"
+    alter_source(source, "ALTER TABLE dns.permit ADD UNIQUE (permit_id)")
+    assert source_says() is False, "a unique constraint allows NULL keys twice: only a primary key counts"
+
+    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE text, ADD PRIMARY KEY (permit_id)")
+    assert source_says() is False, "a text key configured integer: '01' and '1' are two rows of one key"
+    as_text = CONFIG.model_copy(update={"columns": [c.model_copy(update={"type": "text"}) if c.name == "permit_id"
+                                                    else c for c in CONFIG.columns]})
+    assert source_says(as_text) is True, "text configured text"
+    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE varchar(20)")
+    assert source_says(as_text) is True, "varchar configured text: the police source's incident_num"
+    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE numeric USING permit_id::numeric")
+    assert source_says() is False, "a numeric key configured integer: 1.2 and 1.4 would be one key"
+
+    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE integer USING permit_id::integer")
+    assert landing_says() is True
+    monkeypatch.setattr(SqlTable, "copy_out", lambda *args, **kwargs: None)  # as a MariaDB source is read
+    assert landing_says() is False, "rows read through Python: not known"
+
+
 def test_only_rows_changed_since_the_watermark_are_copied(source, warehouse):
     since = watermarks.parse("2026-06-01 12:00:00+00:00", "timestamptz")
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from aim import gate
 from aim.dag_builders.ingest import build_ingest_dag
 from aim.dag_builders.publish import build_publish_dag
 from aim.sources import load_source_config
@@ -131,8 +132,13 @@ def police(new_database, s3_server, airflow_db):
         env.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
         env.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        grouped_by_key = []  # the gate's GROUP BY finding whether each key comes once: the source's primary key says so
+        each_key_once = gate.each_key_once
+        env.setattr(gate, "each_key_once", lambda *args, **kwargs: grouped_by_key.append(args[2])
+                    or each_key_once(*args, **kwargs))
         helper = Police(warehouse, rms, s3_server, bucket)
         state, log, tasks = helper.ingest()
+        helper.grouped_by_key = list(grouped_by_key)  # the first run's
         helper.first_run = (state, log)
         exported_by_ingest = helper.exported_keys()
         helper.publish()
@@ -161,6 +167,10 @@ def test_first_run_loads_and_exports_every_incident(police):
     numbers = [r["incident_num"] for r in rows]
     assert len(set(numbers)) == WIBR_INCIDENTS
     assert set(numbers) == {r["incident_num"] for r in mpd_rms.read_wibr()}
+    # the source's primary key (incident_num) holds each key once: the gate need not group the batch to find it
+    assert police.query("SELECT keys_unique_at_source, each_key_once FROM ops.batch WHERE batch_id = %s",
+                        (log["batch_id"],)) == [(True, True)]
+    assert police.grouped_by_key == []
     # the staged batch was published and cleared; the watermark is the newest change merged
     assert after["staged"] == 0
     assert after["newest_change"] == after["watermark"]

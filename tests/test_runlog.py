@@ -267,7 +267,7 @@ def test_register_batch_records_a_landed_batch(ledger, clock):
     assert {k: v for k, v in record.items() if k != "landed_at"} == {
         "batch_id": ledger.batch("1"), "source": ledger.source, "run_id": "run_1", "status": "landed",
         "rows_landed": 25, "max_watermark": clock.isoformat(), "failure": None, "keys_proven_unique": False,
-        "each_key_once": False, "typed_columns_cast": False,
+        "each_key_once": False, "typed_columns_cast": False, "keys_unique_at_source": False,
     }, "a registered batch is landed, with its source, run, rows and max watermark, its key not yet checked"
     assert record["landed_at"] is not None, "a registered batch says when it landed"
 

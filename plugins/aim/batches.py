@@ -17,21 +17,23 @@ _KNOWN_FILE_STATES = ("merged", "discarded", *AWAITING_REVIEW)
 
 
 def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, max_watermark: str | None,
-                   typed_columns_cast: bool = False) -> None:
+                   typed_columns_cast: bool = False, keys_unique_at_source: bool = False) -> None:
     """Record a batch as landed in staging (a re-landed batch replaces its record);
-    `typed_columns_cast` when landing found that every typed value of the batch casts."""
+    `typed_columns_cast` when landing found that every typed value of the batch casts,
+    `keys_unique_at_source` when the source guaranteed each key once (`SourceKind.keys_unique_at_source`)."""
     cur.execute(
         """
-        INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed, max_watermark, typed_columns_cast)
-        VALUES (%s, %s, %s, 'landed', %s, %s, %s)
+        INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed, max_watermark, typed_columns_cast,
+                              keys_unique_at_source)
+        VALUES (%s, %s, %s, 'landed', %s, %s, %s, %s)
         ON CONFLICT (batch_id) DO UPDATE
            SET status = 'landed', rows_landed = EXCLUDED.rows_landed, max_watermark = EXCLUDED.max_watermark,
-               typed_columns_cast = EXCLUDED.typed_columns_cast,
+               typed_columns_cast = EXCLUDED.typed_columns_cast, keys_unique_at_source = EXCLUDED.keys_unique_at_source,
                landed_at = now(), merged_at = NULL, failure = NULL,
                rows_rejected = 0, warnings = 0, data_docs = NULL,  -- no checks have run on this landing yet
                keys_proven_unique = false, each_key_once = false
         """,
-        (batch_id, source, run_id, rows, max_watermark, typed_columns_cast),
+        (batch_id, source, run_id, rows, max_watermark, typed_columns_cast, keys_unique_at_source),
     )
 
 
@@ -39,7 +41,7 @@ def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | 
     """A batch's record as a dict, or None when it was never landed; `lock` holds it until commit."""
     cur.execute(
         "SELECT batch_id, source, run_id, status, rows_landed, max_watermark, landed_at, failure, keys_proven_unique, "
-        "each_key_once, typed_columns_cast "
+        "each_key_once, typed_columns_cast, keys_unique_at_source "
         "FROM ops.batch WHERE batch_id = %s" + (" FOR UPDATE" if lock else ""),
         (batch_id,),
     )
@@ -47,7 +49,7 @@ def batch_status(cur, batch_id: str, *, lock: bool = False) -> dict[str, Any] | 
     if row is None:
         return None
     return dict(zip(("batch_id", "source", "run_id", "status", "rows_landed", "max_watermark", "landed_at", "failure",
-                     "keys_proven_unique", "each_key_once", "typed_columns_cast"), row))
+                     "keys_proven_unique", "each_key_once", "typed_columns_cast", "keys_unique_at_source"), row))
 
 
 def _settle(cur, batch_id: str, status: str, **fields: Any) -> None:

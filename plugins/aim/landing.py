@@ -39,6 +39,7 @@ class Landed:
     unchanged: int = 0             # of which re-read exactly as merged (the overlap window): not kept
     max_watermark: str | None = None
     typed_columns_cast: bool = False  # every typed value landed casts (found with the newest watermark)
+    keys_unique_at_source: bool = False  # the source's primary key holds each key once (`SourceKind.keys_unique_at_source`)
     files_landed: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
 
@@ -94,6 +95,7 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     written = config.source_kind.copy_out(config, access, request, batch_id=batch_id)
     if written is not None:  # the source writes the rows for COPY itself: bytes from COPY to COPY
         landed.rows = copy_text(cur, config.staging_table, config.column_names, written)
+        landed.keys_unique_at_source = config.source_kind.keys_unique_at_source(config, access)
         if window is not None:
             newest, landed.typed_columns_cast = _newest_landed(cur, config, batch_id)
     for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python

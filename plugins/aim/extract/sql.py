@@ -62,24 +62,53 @@ class TableRead:
         meaning for "nothing here"). The text format, not CSV: no quotes for the server to write and
         parse, and no `FORCE_NULL` test of every field on the way in (about 8% of the COPY's time).
         Rows come in the table's order, not the watermark's: landing does not need it."""
-        import psycopg
         from psycopg import sql as pgsql
 
-        schema, _, name = self.table.rpartition(".")
         select = pgsql.SQL("SELECT {leading} FROM {table}").format(
             leading=pgsql.SQL(", ").join([*(pgsql.Literal(v) for v in leading),
                                           *(pgsql.Identifier(n) for n, _ in self.columns)]),
-            table=pgsql.Identifier(schema, name) if schema else pgsql.Identifier(name),
+            table=self._pg_table(),
         )
         if self.since is not None:
             select += pgsql.SQL(" WHERE {} >= {}").format(pgsql.Identifier(self.watermark_column),
                                                           pgsql.Literal(self.since))
-        conninfo = db.normalize_url(self.source_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(conninfo) as conn:
+        with self._pg_connect() as conn:
             conn.execute("SET DateStyle = 'ISO, YMD'")
             with conn.cursor() as cur, cur.copy(pgsql.SQL("COPY ({}) TO STDOUT WITH (FORMAT text, NULL '')").format(select)) as copy:
                 for piece in copy:
                     yield bytes(piece)
+
+    def primary_key_within(self, key_types: dict[str, str]) -> bool:
+        """True when the PostgreSQL table has a primary key and each of its columns is one of
+        `key_types` (name -> configured type) whose text, cast back to that type, is one value per
+        value of the column: the column has that very type, or the type is text and the column
+        text, varchar or char. Then no rows of one read share those keys. False for a view, a
+        table without a primary key, or a column of another type (an integer read as text: `01`
+        and `1` would be two keys; a numeric read as integer: 1.4 and 1.2 would be one)."""
+        with self._pg_connect() as conn:
+            (within,) = conn.execute(
+                "SELECT count(*) > 0 AND bool_and(coalesce(a.atttypid = k.type_oid OR (k.type_oid = 'text'::regtype "
+                "AND a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype)), false)) "
+                "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+                "LEFT JOIN (SELECT n, t::regtype::oid FROM unnest(%s::text[], %s::text[]) AS k(n, t)) AS k(name, type_oid) "
+                "ON k.name = a.attname "
+                "WHERE c.contype = 'p' AND c.conrelid = to_regclass(%s)",
+                (list(key_types), list(key_types.values()),
+                 self._pg_table().as_string(conn)),
+            ).fetchone()
+        return bool(within)
+
+    def _pg_connect(self):
+        import psycopg
+
+        return psycopg.connect(
+            db.normalize_url(self.source_url).set(drivername="postgresql").render_as_string(hide_password=False))
+
+    def _pg_table(self):
+        from psycopg import sql as pgsql
+
+        schema, _, name = self.table.rpartition(".")
+        return pgsql.Identifier(schema, name) if schema else pgsql.Identifier(name)
 
     def chunks(self) -> Iterator[list[tuple]]:
         """Yield lists of rows (tuples in `columns` order), `chunk_rows` at a time."""

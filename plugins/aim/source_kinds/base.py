@@ -117,3 +117,9 @@ class SourceKind(ABC):
         the batch id, an empty origin, then every configured column), in bounded pieces, when the
         source can write it itself; None (the default) when rows come through `chunks`."""
         return None
+
+    def keys_unique_at_source(self, config: "SourceConfig", access: Any) -> bool:
+        """True when the rows `copy_out` writes for one landing can hold no key twice, as the merge
+        compares keys (typed): the source guarantees it, so the quality gate need not find it out.
+        False (the default) when not known."""
+        return False

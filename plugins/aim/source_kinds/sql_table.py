@@ -54,6 +54,16 @@ class SqlTable(SourceKind):
         read = _table_read(config, access, request)
         return read.copy_out(leading=[batch_id, None]) if read.server_copies() else None
 
+    def keys_unique_at_source(self, config, access: Any) -> bool:
+        """A PostgreSQL table whose primary key's columns are all key columns, each of the
+        configured type (or text, varchar or char for a text key: a cast to the configured type
+        then tells no two of its values apart), gives each key once in one `COPY` (one snapshot).
+        Not for a source whose key the platform derives (it does not land by `copy_out`)."""
+        if config.derived_key is not None:
+            return False
+        read = _table_read(config, access, ExtractRequest(since=None))
+        return read.server_copies() and read.primary_key_within({k: config.column(k).type for k in config.key})
+
 
 def _table_read(config, access: Any, request: ExtractRequest):
     """The read of the source's table a landing asks for: its extracted columns, changed since `request.since`."""
