@@ -132,7 +132,7 @@ def test_a_source_primary_key_within_the_key_tells_the_gate_each_key_comes_once(
             return land(cur, CONFIG, access, batch_id="probe").keys_unique_at_source
 
     def source_says(config=CONFIG) -> bool:  # what landing asks the source's kind
-        return SqlTable().keys_unique_at_source(config, access)
+        return SqlTable().guarantees(config, access).each_key_once
 
     assert landing_says() is True, "permit_id integer PRIMARY KEY, configured integer"
     by_permit_and_address = CONFIG.model_copy(update={"key": ["permit_id", "address"]})
@@ -160,6 +160,46 @@ def test_a_source_primary_key_within_the_key_tells_the_gate_each_key_comes_once(
     assert landing_says() is True
     monkeypatch.setattr(SqlTable, "copy_out", lambda *args, **kwargs: None)  # as a MariaDB source is read
     assert landing_says() is False, "rows read through Python: not known"
+
+
+def test_landing_casts_only_the_columns_the_source_does_not_hold_in_their_configured_type(source, warehouse,
+                                                                                         monkeypatch):
+    """A source column of the configured type holds only values that cast to it: landing's scan
+    (which finds whether every typed value casts, with the newest watermark) casts only the
+    others. Their values are still checked: one that does not cast is found. The scan comes
+    after the batch's statistics (ANALYZE): planned for the rows landed, in parallel when many."""
+    from aim import row_scan
+
+    cast, planned_for = [], []
+    cast_all = row_scan.cast_all
+
+    def casting(cur, table, batch_id, typed, also=()):
+        cast.append([c for c, _ in typed])
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'staging.permits'::regclass")
+        planned_for.append(cur.fetchone()[0])
+        return cast_all(cur, table, batch_id, typed, also)
+
+    monkeypatch.setattr(row_scan, "cast_all", casting)
+    access = db.normalize_url(source)
+
+    def landing(batch_id: str):
+        cast.clear()
+        with db.transaction(warehouse) as conn, conn.cursor() as cur:
+            return land(cur, CONFIG, access, batch_id=batch_id)
+
+    assert SqlTable().guarantees(CONFIG, access).columns_that_cast == {c for c, _ in CONFIG.typed_columns}
+    clean = landing("same-types")
+    assert (clean.typed_columns_cast, cast) == (True, [[]]), "every typed column has its type at the source"
+    assert planned_for == [len(ROWS)], "the planner knows the rows landed before the scan"
+
+    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN paid TYPE smallint USING paid::int, "
+                         "ALTER COLUMN fee TYPE text")
+    assert landing("castable-text").typed_columns_cast is True
+    assert cast == [["fee", "paid"]], "a smallint configured boolean, a text configured numeric: cast"
+    alter_source(source, "UPDATE dns.permit SET paid = 2 WHERE permit_id = 1")
+    dirty = landing("smallint-2")
+    assert dirty.typed_columns_cast is False, "2 is no boolean"
+    assert dirty.max_watermark == clean.max_watermark
 
 
 def test_only_rows_changed_since_the_watermark_are_copied(source, warehouse):

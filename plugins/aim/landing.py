@@ -25,7 +25,7 @@ from aim import batches, clock, row_scan, watermarks
 from aim.source_kinds.base import ExtractRequest, FileVersion
 from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
-from aim.staging import copy_chunks, copy_tables, copy_text
+from aim.staging import analyze, copy_chunks, copy_tables, copy_text
 from aim.tables import BATCH_COLUMN, qualified
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Landed:
     unchanged: int = 0             # of which re-read exactly as merged (the overlap window): not kept
     max_watermark: str | None = None
     typed_columns_cast: bool = False  # every typed value landed casts (found with the newest watermark)
-    keys_unique_at_source: bool = False  # the source's primary key holds each key once (`SourceKind.keys_unique_at_source`)
+    keys_unique_at_source: bool = False  # the source's primary key holds each key once (`SourceKind.guarantees`)
     files_landed: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
 
@@ -94,10 +94,9 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
     files: dict[str, tuple[FileVersion, list[int]]] = {}
     written = config.source_kind.copy_out(config, access, request, batch_id=batch_id)
     if written is not None:  # the source writes the rows for COPY itself: bytes from COPY to COPY
+        guaranteed = config.source_kind.guarantees(config, access)
         landed.rows = copy_text(cur, config.staging_table, config.column_names, written)
-        landed.keys_unique_at_source = config.source_kind.keys_unique_at_source(config, access)
-        if window is not None:
-            newest, landed.typed_columns_cast = _newest_landed(cur, config, batch_id)
+        landed.keys_unique_at_source = guaranteed.each_key_once
     for chunk in config.source_kind.chunks(config, access, request) if written is None else ():  # rows via Python
         if window is not None:
             newest = _newest(newest, (row[watermark_at] for row in chunk.rows), column_type)
@@ -109,6 +108,9 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
         landed.rows += rows
         if chunk.file is not None:
             files.setdefault(chunk.file.key, (chunk.file, []))[1].append(rows)
+    analyze(cur, config.staging_table)  # before the scans below: planned for the rows landed (in parallel), not none
+    if written is not None and window is not None:
+        newest, landed.typed_columns_cast = _newest_landed(cur, config, batch_id, guaranteed.columns_that_cast)
     for version, counts in files.values():
         batches.register_file(cur, source=config.source, file_key=version.key, sha256=version.sha256,
                               size=version.size, rows=sum(counts), batch_id=batch_id,
@@ -116,6 +118,8 @@ def land(cur, config: SourceConfig, access: Any, *, batch_id: str) -> Landed:
         landed.files_landed.append(version.key)
     if window is not None:
         landed.unchanged = drop_unchanged(cur, config, batch_id)
+        if landed.unchanged:
+            analyze(cur, config.staging_table)  # the batch's rows are fewer: the checks and the merge plan for these
     if landed.files_skipped:
         log.info("%s: %d file version(s) already merged, discarded or awaiting review, not landed again: %s",
                  config.source, len(landed.files_skipped), ", ".join(landed.files_skipped))
@@ -174,13 +178,16 @@ def drop_unchanged(cur, config: SourceConfig, batch_id: str) -> int:
     return cur.rowcount
 
 
-def _newest_landed(cur, config: SourceConfig, batch_id: str) -> tuple[dt.datetime | None, bool]:
+def _newest_landed(cur, config: SourceConfig, batch_id: str,
+                   cast_at_source: frozenset[str] = frozenset()) -> tuple[dt.datetime | None, bool]:
     """The latest watermark value the batch landed, of those that cast (as `_newest` reads rows),
-    and whether every typed value of the batch casts: one scan that casts every typed column and
+    and whether every typed value of the batch casts: one scan that casts every typed column but
+    those the source guarantees cast (`cast_at_source`: `CopyGuarantees.columns_that_cast`) and
     takes the newest watermark (`row_scan.cast_all`), so that validate need not cast them again;
     when a value does not cast, the newest of those that do, by an aggregate of its own."""
     name, column_type = config.watermark_column, config.column(config.watermark_column).type
-    found = row_scan.cast_all(cur, config.staging_table, batch_id, config.typed_columns,
+    found = row_scan.cast_all(cur, config.staging_table, batch_id,
+                              [(c, t) for c, t in config.typed_columns if c not in cast_at_source],
                               also=[f"max({quoted(name)}::{column_type})"])
     if found is not None:
         return watermarks.parse(found[0], column_type), True

@@ -21,7 +21,7 @@ from aim.landing import land
 from aim.merge import MergeError, merge_batch
 from aim.migrations import migrate
 from aim.sources import SourceConfig
-from aim.staging import analyze, discard_batch
+from aim.staging import discard_batch
 from aim.storage import target_from_url
 from aim.tables import ensure_tables_once
 
@@ -66,7 +66,6 @@ def extract_and_land(config: SourceConfig, *, access: Any, run_id: str, batch_id
     with db.transaction(settings.warehouse_url()) as conn, conn.cursor() as cur:
         discard_batch(cur, config.staging_table, batch_id)
         landed = land(cur, config, access, batch_id=batch_id)
-        analyze(cur, config.staging_table)
         batches.register_batch(
             cur, batch_id=batch_id, source=config.source, run_id=run_id, rows=landed.rows - landed.unchanged,
             max_watermark=landed.max_watermark, typed_columns_cast=landed.typed_columns_cast,

@@ -78,25 +78,24 @@ class TableRead:
                 for piece in copy:
                     yield bytes(piece)
 
-    def primary_key_within(self, key_types: dict[str, str]) -> bool:
-        """True when the PostgreSQL table has a primary key and each of its columns is one of
-        `key_types` (name -> configured type) whose text, cast back to that type, is one value per
-        value of the column: the column has that very type, or the type is text and the column
-        text, varchar or char. Then no rows of one read share those keys. False for a view, a
-        table without a primary key, or a column of another type (an integer read as text: `01`
-        and `1` would be two keys; a numeric read as integer: 1.4 and 1.2 would be one)."""
+    def schema_facts(self, configured: dict[str, str]) -> tuple[set[str], list[str]]:
+        """What the PostgreSQL table's own schema says of its columns: those of `configured`
+        (name -> configured type) that have that type, so that their text, cast back to it, is
+        one value per value (a text column may be text, varchar or char), and its primary key's
+        columns (none for a view or a table without one). Another type is not the same: an
+        integer read as text (`01` and `1` are two values of one key), a numeric read as integer
+        (1.4 and 1.2 would be one), a smallint read as boolean (2 does not cast)."""
         with self._pg_connect() as conn:
-            (within,) = conn.execute(
-                "SELECT count(*) > 0 AND bool_and(coalesce(a.atttypid = k.type_oid OR (k.type_oid = 'text'::regtype "
-                "AND a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype)), false)) "
-                "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
-                "LEFT JOIN (SELECT n, t::regtype::oid FROM unnest(%s::text[], %s::text[]) AS k(n, t)) AS k(name, type_oid) "
-                "ON k.name = a.attname "
-                "WHERE c.contype = 'p' AND c.conrelid = to_regclass(%s)",
-                (list(key_types), list(key_types.values()),
-                 self._pg_table().as_string(conn)),
-            ).fetchone()
-        return bool(within)
+            rows = conn.execute(
+                "SELECT a.attname, coalesce(a.atttypid = k.t::regtype OR (k.t::regtype = 'text'::regtype "
+                "AND a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype)), false), "
+                "a.attnum = ANY (coalesce((SELECT c.conkey FROM pg_constraint c "
+                "WHERE c.conrelid = a.attrelid AND c.contype = 'p'), '{}')) "
+                "FROM pg_attribute a LEFT JOIN unnest(%s::text[], %s::text[]) AS k(n, t) ON k.n = a.attname "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                (list(configured), list(configured.values()), self._pg_table().as_string(conn)),
+            ).fetchall()
+        return {name for name, same, _ in rows if same}, [name for name, _, in_key in rows if in_key]
 
     def _pg_connect(self):
         import psycopg

@@ -62,6 +62,14 @@ class FileVersion:
     extra_columns: Callable[[], list[str]] = lambda: []  # known once the file has been read
 
 
+@dataclass(frozen=True)
+class CopyGuarantees:
+    """What a source's schema guarantees of the rows its `copy_out` writes, read in one snapshot."""
+
+    each_key_once: bool = False  # no two rows hold one key, compared as the merge compares keys (typed)
+    columns_that_cast: frozenset[str] = frozenset()  # typed columns whose every value casts to the configured type
+
+
 @dataclass
 class Chunk:
     """Rows in the order of the source's extracted columns, and where they came from. Or, in
@@ -118,8 +126,8 @@ class SourceKind(ABC):
         source can write it itself; None (the default) when rows come through `chunks`."""
         return None
 
-    def keys_unique_at_source(self, config: "SourceConfig", access: Any) -> bool:
-        """True when the rows `copy_out` writes for one landing can hold no key twice, as the merge
-        compares keys (typed): the source guarantees it, so the quality gate need not find it out.
-        False (the default) when not known."""
-        return False
+    def guarantees(self, config: "SourceConfig", access: Any) -> "CopyGuarantees":
+        """What the source's own schema guarantees of the rows `copy_out` writes for one landing,
+        so that landing and the quality gate need not scan the batch to find it out. Nothing (the
+        default) when not known."""
+        return CopyGuarantees()

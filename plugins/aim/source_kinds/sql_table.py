@@ -5,7 +5,7 @@ from typing import Any, Iterator, Literal
 
 from pydantic import Field, field_validator
 
-from aim.source_kinds.base import IDENTIFIER, Chunk, ExtractRequest, SourceKind, Watermarked
+from aim.source_kinds.base import IDENTIFIER, Chunk, CopyGuarantees, ExtractRequest, SourceKind, Watermarked
 
 
 class SqlExtract(Watermarked):
@@ -54,15 +54,21 @@ class SqlTable(SourceKind):
         read = _table_read(config, access, request)
         return read.copy_out(leading=[batch_id, None]) if read.server_copies() else None
 
-    def keys_unique_at_source(self, config, access: Any) -> bool:
-        """A PostgreSQL table whose primary key's columns are all key columns, each of the
-        configured type (or text, varchar or char for a text key: a cast to the configured type
-        then tells no two of its values apart), gives each key once in one `COPY` (one snapshot).
-        Not for a source whose key the platform derives (it does not land by `copy_out`)."""
-        if config.derived_key is not None:
-            return False
-        read = _table_read(config, access, ExtractRequest(since=None))
-        return read.server_copies() and read.primary_key_within({k: config.column(k).type for k in config.key})
+    def guarantees(self, config, access: Any) -> CopyGuarantees:
+        """A PostgreSQL table's column types and primary key (`TableRead.schema_facts`): a typed
+        column of the configured type holds only values that cast to it (its text is the type's
+        own output), and a primary key whose columns are all key columns of the configured type
+        (or text, varchar or char for a text key, which the merge compares as they are) gives each
+        key once in one `COPY`. Nothing for a source whose key the platform derives (it does not
+        land by `copy_out`) or that is not PostgreSQL."""
+        read = _table_read(config, access, ExtractRequest())
+        if config.derived_key is not None or not read.server_copies():
+            return CopyGuarantees()
+        same_type, primary_key = read.schema_facts({c.name: c.type for c in config.extracted_columns})
+        return CopyGuarantees(
+            each_key_once=bool(primary_key) and all(k in config.key and k in same_type for k in primary_key),
+            columns_that_cast=frozenset(c for c, _ in config.typed_columns if c in same_type),
+        )
 
 
 def _table_read(config, access: Any, request: ExtractRequest):
