@@ -20,7 +20,7 @@ def register_batch(cur, *, batch_id: str, source: str, run_id: str, rows: int, m
                    typed_columns_cast: bool = False, keys_unique_at_source: bool = False) -> None:
     """Record a batch as landed in staging (a re-landed batch replaces its record);
     `typed_columns_cast` when landing found that every typed value of the batch casts,
-    `keys_unique_at_source` when the source guaranteed each key once (`SourceKind.keys_unique_at_source`)."""
+    `keys_unique_at_source` when the source guaranteed each key once (`SourceKind.guarantees`)."""
     cur.execute(
         """
         INSERT INTO ops.batch (batch_id, source, run_id, status, rows_landed, max_watermark, typed_columns_cast,
