@@ -272,6 +272,19 @@ def test_register_batch_records_a_landed_batch(ledger, clock):
     assert record["landed_at"] is not None, "a registered batch says when it landed"
 
 
+def test_a_landing_records_what_its_source_guaranteed_and_landing_again_replaces_it(ledger):
+    """`typed_columns_cast` and `keys_unique_at_source` describe one landing's rows: a batch landed
+    again (a retry) records what its own landing found, never what an earlier one did."""
+    def land(**found):
+        ledger.call(batches.register_batch, batch_id=ledger.batch("1"), source=ledger.source, run_id="run_1",
+                    rows=10, max_watermark=None, **found)
+        record = ledger.call(batches.batch_status, ledger.batch("1"))
+        return record["typed_columns_cast"], record["keys_unique_at_source"]
+
+    assert land(typed_columns_cast=True, keys_unique_at_source=True) == (True, True)
+    assert land() == (False, False), "landed again, by a path that found neither"
+
+
 def test_batch_status_of_a_batch_never_landed_is_none(ledger):
     assert ledger.call(batches.batch_status, ledger.batch("never")) is None, "a batch never landed has no status"
 
