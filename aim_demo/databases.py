@@ -44,11 +44,12 @@ def drop_database(server_url: str, database: str) -> None:
 
 
 def query(url: str, statement: str, params=None) -> list[tuple]:
-    """Run one statement on the database at `url` in its own transaction; returns its rows."""
+    """Run one statement on the database at `url` in its own transaction; returns its rows (none
+    for a statement that returns none, such as DDL or `CHECKPOINT`)."""
     conn = psycopg2.connect(libpq_dsn(url))
     try:
         with conn, conn.cursor() as cur:
             cur.execute(statement, params)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description is not None else []
     finally:
         conn.close()

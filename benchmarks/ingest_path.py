@@ -226,17 +226,9 @@ def checkpoint(database: str) -> None:
     """Write out what the server holds dirty (pages, WAL) before a measurement, so that none pays
     for the writes of the one before it (the raw pipe's 400 MB at 1M rows, then the path's):
     every measurement starts from the same state. Needs a superuser or `pg_checkpoint`."""
-    import psycopg2
+    from aim_demo.databases import query
 
-    from aim_demo.databases import libpq_dsn
-
-    conn = psycopg2.connect(libpq_dsn(database))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CHECKPOINT")
-    finally:
-        conn.close()
+    query(database, "CHECKPOINT")
 
 
 def run_child(mode: str, source: str, target: str, env: dict | None = None) -> dict:

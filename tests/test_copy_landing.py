@@ -17,7 +17,7 @@ from aim.source_kinds.sql_table import SqlTable
 from aim.sources import SourceConfig
 from aim.staging import copy_text
 from aim.tables import ensure_tables
-from aim_demo.databases import libpq_dsn
+from aim_demo.databases import libpq_dsn, query
 
 CONFIG = SourceConfig.model_validate({
     "source": "permits", "department": "Neighborhood Services", "system": "Permits", "kind": "sql",
@@ -113,13 +113,6 @@ def test_landing_finds_whether_every_typed_value_casts_with_the_newest_watermark
     assert dirty.max_watermark == clean.max_watermark is not None, "the value that does not cast moves nothing"
 
 
-def alter_source(url: str, statement: str) -> None:
-    conn = psycopg2.connect(libpq_dsn(url))
-    with conn, conn.cursor() as cur:
-        cur.execute(statement)
-    conn.close()
-
-
 def test_a_source_primary_key_within_the_key_tells_the_gate_each_key_comes_once(source, warehouse, monkeypatch):
     """A PostgreSQL table whose primary key's columns are all key columns, of the configured types,
     gives each key once in one COPY: the batch records it (`ops.batch.keys_unique_at_source`) and
@@ -138,25 +131,25 @@ def test_a_source_primary_key_within_the_key_tells_the_gate_each_key_comes_once(
     by_permit_and_address = CONFIG.model_copy(update={"key": ["permit_id", "address"]})
     assert source_says(by_permit_and_address) is True, "a primary key within a wider configured key"
 
-    alter_source(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey, ADD PRIMARY KEY (permit_id, address)")
+    query(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey, ADD PRIMARY KEY (permit_id, address)")
     assert source_says() is False, "a primary key wider than the configured key: one permit may come twice"
     assert source_says(by_permit_and_address) is True
-    alter_source(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey")
+    query(source, "ALTER TABLE dns.permit DROP CONSTRAINT permit_pkey")
     assert source_says() is False, "no primary key"
-    alter_source(source, "ALTER TABLE dns.permit ADD UNIQUE (permit_id)")
+    query(source, "ALTER TABLE dns.permit ADD UNIQUE (permit_id)")
     assert source_says() is False, "a unique constraint allows NULL keys twice: only a primary key counts"
 
-    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE text, ADD PRIMARY KEY (permit_id)")
+    query(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE text, ADD PRIMARY KEY (permit_id)")
     assert source_says() is False, "a text key configured integer: '01' and '1' are two rows of one key"
     as_text = CONFIG.model_copy(update={"columns": [c.model_copy(update={"type": "text"}) if c.name == "permit_id"
                                                     else c for c in CONFIG.columns]})
     assert source_says(as_text) is True, "text configured text"
-    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE varchar(20)")
+    query(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE varchar(20)")
     assert source_says(as_text) is True, "varchar configured text: the police source's incident_num"
-    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE numeric USING permit_id::numeric")
+    query(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE numeric USING permit_id::numeric")
     assert source_says() is False, "a numeric key configured integer: 1.2 and 1.4 would be one key"
 
-    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE integer USING permit_id::integer")
+    query(source, "ALTER TABLE dns.permit ALTER COLUMN permit_id TYPE integer USING permit_id::integer")
     assert landing_says() is True
     monkeypatch.setattr(SqlTable, "copy_out", lambda *args, **kwargs: None)  # as a MariaDB source is read
     assert landing_says() is False, "rows read through Python: not known"
@@ -192,11 +185,11 @@ def test_landing_casts_only_the_columns_the_source_does_not_hold_in_their_config
     assert (clean.typed_columns_cast, cast) == (True, [[]]), "every typed column has its type at the source"
     assert planned_for == [len(ROWS)], "the planner knows the rows landed before the scan"
 
-    alter_source(source, "ALTER TABLE dns.permit ALTER COLUMN paid TYPE smallint USING paid::int, "
+    query(source, "ALTER TABLE dns.permit ALTER COLUMN paid TYPE smallint USING paid::int, "
                          "ALTER COLUMN fee TYPE text")
     assert landing("castable-text").typed_columns_cast is True
     assert cast == [["fee", "paid"]], "a smallint configured boolean, a text configured numeric: cast"
-    alter_source(source, "UPDATE dns.permit SET paid = 2 WHERE permit_id = 1")
+    query(source, "UPDATE dns.permit SET paid = 2 WHERE permit_id = 1")
     dirty = landing("smallint-2")
     assert dirty.typed_columns_cast is False, "2 is no boolean"
     assert dirty.max_watermark == clean.max_watermark

@@ -64,7 +64,7 @@ class FileVersion:
 
 @dataclass(frozen=True)
 class CopyGuarantees:
-    """What a source's schema guarantees of the rows its `copy_out` writes, read in one snapshot."""
+    """What a source's schema guarantees of the rows its `copy_out` writes (one `COPY`: one snapshot)."""
 
     each_key_once: bool = False  # no two rows hold one key, compared as the merge compares keys (typed)
     columns_that_cast: frozenset[str] = frozenset()  # typed columns whose every value casts to the configured type

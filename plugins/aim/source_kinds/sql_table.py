@@ -49,10 +49,8 @@ class SqlTable(SourceKind):
     def copy_out(self, config, access: Any, request: ExtractRequest, *, batch_id: str) -> Iterator[bytes] | None:
         """A PostgreSQL source writes its rows for COPY itself (`COPY ... TO STDOUT`): bytes, not
         Python objects, on the way to staging. Not for a source whose key the platform derives."""
-        if config.derived_key is not None:
-            return None
-        read = _table_read(config, access, request)
-        return read.copy_out(leading=[batch_id, None]) if read.server_copies() else None
+        read = _read_copied_by_the_server(config, access, request)
+        return read.copy_out(leading=[batch_id, None]) if read is not None else None
 
     def guarantees(self, config, access: Any) -> CopyGuarantees:
         """A PostgreSQL table's column types and primary key (`TableRead.schema_facts`): a typed
@@ -61,8 +59,8 @@ class SqlTable(SourceKind):
         (or text, varchar or char for a text key, which the merge compares as they are) gives each
         key once in one `COPY`. Nothing for a source whose key the platform derives (it does not
         land by `copy_out`) or that is not PostgreSQL."""
-        read = _table_read(config, access, ExtractRequest())
-        if config.derived_key is not None or not read.server_copies():
+        read = _read_copied_by_the_server(config, access, ExtractRequest())
+        if read is None:
             return CopyGuarantees()
         same_type, primary_key = read.schema_facts({c.name: c.type for c in config.extracted_columns})
         return CopyGuarantees(
@@ -79,6 +77,15 @@ def _table_read(config, access: Any, request: ExtractRequest):
         access, config.extract.table, [(c.name, c.type) for c in config.extracted_columns],
         config.extract.watermark_column, since=request.since,
     )
+
+
+def _read_copied_by_the_server(config, access: Any, request: ExtractRequest):
+    """`_table_read`, when the source writes those rows for COPY itself (`copy_out`): a PostgreSQL
+    source whose key the platform does not derive (it computes a derived key row by row). Else None."""
+    if config.derived_key is not None:
+        return None
+    read = _table_read(config, access, request)
+    return read if read.server_copies() else None
 
 
 KIND = SqlTable()
