@@ -157,7 +157,7 @@ def test_arrow_and_its_refusals_land_the_row_readers_rows_once(warehouse, tmp_pa
     expected = {name: python_rows(folder / name, COLUMNS, CSV) for name in ("a_plain.csv", "b_late.csv")}
     assert landed.rows == sum(len(rows) for rows in expected.values()) == 360_001
     for name, rows in expected.items():
-        staged = query(warehouse, sql.SQL("SELECT id, name, note FROM {} WHERE _origin = %s ORDER BY _row_id").format(
+        staged = query(warehouse, sql.SQL("SELECT id, name, note FROM {} WHERE _origin = %s ORDER BY ctid").format(
             sql.Identifier(*config.staging_table)), (name,))
         assert staged == rows, f"{name}: staging holds the row reader's rows, once"
     refusals = [r.getMessage() for r in caplog.records if "row reader reads the file" in r.getMessage()]

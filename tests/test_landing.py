@@ -131,7 +131,7 @@ class FileSource:
     def staged(self, label: str, columns: str = "_origin, order_number, status, issued_on") -> list[tuple]:
         """The batch's staged rows (text, as landed), in landing order."""
         with db.transaction(self.url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT {} FROM {} WHERE _batch_id = %s ORDER BY _row_id").format(
+            cur.execute(sql.SQL("SELECT {} FROM {} WHERE _batch_id = %s ORDER BY ctid").format(
                 sql.SQL(columns), sql.Identifier(*self.config.staging_table)), (self.batch(label),))
             return cur.fetchall()
 

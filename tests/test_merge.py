@@ -121,7 +121,7 @@ class Source:
             "batch": query(self.url, "SELECT * FROM ops.batch WHERE source = %s ORDER BY batch_id", (self.name,)),
             "source_file": query(self.url, "SELECT * FROM ops.source_file WHERE source = %s "
                                            "ORDER BY file_key, sha256", (self.name,)),
-            "staging": self.run_sql(sql.SQL("SELECT * FROM {} ORDER BY _row_id").format(self.staging)),
+            "staging": self.run_sql(sql.SQL("SELECT * FROM {} ORDER BY ctid").format(self.staging)),
         }
 
     def core_rows(self) -> dict[str, dict[str, Any]]:

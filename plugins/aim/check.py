@@ -28,9 +28,9 @@ from aim import settings
 from aim.dag_builders.ingest import dag_id_for
 from aim.generated_checks import SuiteError, generated_expectations, read_suite, repeats_generated, watermark_rule
 from aim.sources import SourceConfig, SourceConfigError, load_source_config, source_config_paths
-from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN
+from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN
 
-PLATFORM_COLUMNS = (BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN)  # every staged batch has them
+PLATFORM_COLUMNS = (BATCH_COLUMN, ORIGIN_COLUMN)  # every staged batch has them
 _COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 _COLUMN_LIST_ARGUMENTS = ("column_list", "column_set")
 
@@ -140,9 +140,7 @@ def _probe_batch(config: SourceConfig) -> str:
     """An empty batch with the staging table's columns, for running a row query without rows."""
     from psycopg2 import sql  # noqa: PLC0415
 
-    columns = [*(sql.SQL("NULL::text AS {}").format(sql.Identifier(c)) for c in (*config.column_names, BATCH_COLUMN,
-                                                                                  ORIGIN_COLUMN)),
-               sql.SQL("NULL::bigint AS {}").format(sql.Identifier(ROW_ID_COLUMN))]
+    columns = [sql.SQL("NULL::text AS {}").format(sql.Identifier(c)) for c in (*config.column_names, *PLATFORM_COLUMNS)]
     return sql.SQL("(SELECT {} WHERE false) AS batch").format(sql.SQL(", ").join(columns))
 
 

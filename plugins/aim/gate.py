@@ -125,15 +125,14 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
     for rule in matching:  # the first rule that matches a row names the reason; a row moves once
         head = sql.SQL("WITH bad AS (SELECT {} FROM (").format(sql.Identifier(ROW_ID_COLUMN)).as_string(cur)
         tail = sql.SQL(
-            ") AS matched), moved AS (DELETE FROM {staging} s USING bad WHERE s.{row_id} = bad.{row_id} "
+            ") AS matched), moved AS (DELETE FROM {staging} s USING bad WHERE s.ctid = bad.{row_id} "
             "RETURNING s.*) "
             "INSERT INTO ops.rejected_row (source, batch_id, run_id, rule, origin, row_data) "
             "SELECT %(source)s, %(batch_id)s, %(run_id)s, %(rule)s, {origin}, "
-            "to_jsonb(moved) - {batch_col} - {origin_name} - {row_id_name} FROM moved"
+            "to_jsonb(moved) - {batch_col} - {origin_name} FROM moved"
         ).format(
             row_id=sql.Identifier(ROW_ID_COLUMN), staging=staging, origin=sql.Identifier(ORIGIN_COLUMN),
             batch_col=sql.Literal(BATCH_COLUMN), origin_name=sql.Literal(ORIGIN_COLUMN),
-            row_id_name=sql.Literal(ROW_ID_COLUMN),
         ).as_string(cur)
         # the rule's SQL is the suite's own text: escape % so it is not taken for a parameter
         statement = head + _rule_sql(cur, config, rule, batch_id).replace("%", "%%") + tail

@@ -83,9 +83,10 @@ def condition_of(query: str) -> str | None:
 
 
 def batch_sql(cur, table: tuple[str, str], batch_id: str) -> str:
-    """The batch's rows as the aliased subquery `{batch}` stands for (the gate's and GX's alike)."""
-    return sql.SQL("(SELECT * FROM {} WHERE {} = {}) AS batch").format(
-        qualified(table), sql.Identifier(BATCH_COLUMN), sql.Literal(batch_id)
+    """The batch's rows as the aliased subquery `{batch}` stands for (the gate's and GX's alike),
+    each with its `ctid` as `_row_id`: what a row-level rule sets a row aside by, within one statement."""
+    return sql.SQL("(SELECT *, ctid AS {} FROM {} WHERE {} = {}) AS batch").format(
+        sql.Identifier(ROW_ID_COLUMN), qualified(table), sql.Identifier(BATCH_COLUMN), sql.Literal(batch_id)
     ).as_string(cur)
 
 
@@ -203,7 +204,8 @@ def sample_values(cur, table: tuple[str, str], batch_id: str, column: str, condi
 
 
 def _sample(cur, table: tuple[str, str], batch_id: str, selected: str, condition: str, limit: int) -> list:
-    """`selected` of the first `limit` rows (in landing order) of the batch the condition holds for."""
+    """`selected` of the first `limit` rows (in storage order: landing order, as staging is emptied
+    after each merge) of the batch the condition holds for."""
     batch = batch_sql(cur, table, batch_id)
     # a plain WHERE (NULL is false there too), where PostgreSQL turns an IN (SELECT ...) into a join
     cur.execute(f"SELECT {selected} FROM {batch} WHERE ({condition.format(batch=batch)}) "

@@ -141,8 +141,7 @@ def clear_batch(cur, table: tuple[str, str], batch_id: str) -> None:
     waited for and then seen: never truncated."""
     staging, batch = qualified(table), sql.Identifier(BATCH_COLUMN)
     cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(staging))
-    cur.execute(sql.SQL("SELECT min({0}) = %s AND max({0}) = %s FROM {1}").format(batch, staging),  # the index's ends
-                (batch_id, batch_id))
+    cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM {} WHERE {} <> %s)").format(staging, batch), (batch_id,))
     if cur.fetchone()[0]:
         cur.execute(sql.SQL("TRUNCATE {}").format(staging))
     else:
