@@ -636,3 +636,104 @@ def test_a_batch_the_gate_found_holding_each_key_once_merges_without_sorting(sou
     with pytest.raises(MergeError, match=rf"{source.batch('doubled')}.*merge into core failed"):
         source.merge("doubled", "run_doubled")
     assert "I-4" not in source.core_rows()
+
+
+# ---- a first load builds core's key after its rows (merge._set_key_aside_for_first_load) --------
+
+def stage_many(source: Source, label: str, rows: int, *, doubled: str | None = None) -> None:
+    """`rows` generated rows in staging under the batch (and a second row for key `doubled`),
+    registered as a batch the gate validated, holding each key once by its word."""
+    source.run_sql(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) SELECT %s, 'test', 'I-' || g, 'THEFT', "
+                           "(g %% 10)::text, '2026-06-01', %s FROM generate_series(1, %s) AS g")
+                   .format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
+                   (source.batch(label), "2026-06-01T00:00:00+00:00", rows))
+    if doubled:
+        source.run_sql(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) VALUES (%s, 'test', %s, 'FRAUD', '2', "
+                               "'2026-06-01', '2026-06-01T00:00:00+00:00')")
+                       .format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
+                       (source.batch(label), doubled))
+    source.register(label, "landed", "2026-06-01T00:00:00+00:00")
+    source.run_sql(sql.SQL("UPDATE ops.batch SET rows_landed = %s WHERE batch_id = %s"),
+                   (rows + bool(doubled), source.batch(label)))
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        batches.mark_validated(cur, source.batch(label), each_key_once=True)
+
+
+def primary_key(source: Source) -> tuple[int, str, str] | None:
+    """(oid, name, definition) of core's primary key constraint."""
+    rows = source.run_sql(sql.SQL("SELECT oid::bigint, conname::text, pg_get_constraintdef(oid) FROM pg_constraint "
+                                  "WHERE conrelid = %s::regclass AND contype = 'p'"), (f"core.{source.name}",))
+    return rows[0] if rows else None
+
+
+def test_a_first_big_load_builds_cores_key_once_after_its_rows(source):
+    """Into an empty core, a batch of `FIRST_LOAD_ROWS` rows is merged without the key, which is
+    then built again under its own name: core ends with every row and its key enforced. A later
+    batch into the filled core leaves the key alone."""
+    before = primary_key(source)
+    stage_many(source, "first", merge.FIRST_LOAD_ROWS)
+
+    assert source.merge("first", "run_first") == merge.FIRST_LOAD_ROWS
+    after = primary_key(source)
+    assert after[1:] == before[1:] == (f"{source.name}_pkey", "PRIMARY KEY (incident_id)")
+    assert after[0] != before[0], "the key was built again, after the rows"
+    assert source.run_sql(sql.SQL("SELECT count(*), count(DISTINCT incident_id) FROM {}").format(source.core)) == [
+        (merge.FIRST_LOAD_ROWS, merge.FIRST_LOAD_ROWS)]
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        source.run_sql(sql.SQL("INSERT INTO {} (incident_id, _batch_id, _run_id) VALUES ('I-1', 'b', 'r')")
+                       .format(source.core))
+
+    stage_many(source, "second", merge.FIRST_LOAD_ROWS + 1)
+    assert source.merge("second", "run_second") == 1, "only the new key: core was not empty"
+    assert primary_key(source) == after
+
+
+def test_a_first_big_load_with_a_key_twice_fails_whole_and_keeps_the_key(source):
+    """A key doubled after the gate (the merge's own duplicate check skipped) fails the key's
+    build, as it would fail the merge with the key in place: nothing merged, the key as it was."""
+    before = primary_key(source)
+    stage_many(source, "doubled", merge.FIRST_LOAD_ROWS, doubled="I-7")
+
+    with pytest.raises(MergeError, match=rf"{source.batch('doubled')}.*merge into core failed"):
+        source.merge("doubled", "run_doubled")
+    assert primary_key(source) == before
+    assert source.run_sql(sql.SQL("SELECT count(*) FROM {}").format(source.core)) == [(0,)]
+    assert source.staged_count("doubled") == merge.FIRST_LOAD_ROWS + 1, "the batch's rows stay in staging"
+
+
+def test_a_first_big_load_keeps_a_key_a_view_depends_on(source):
+    """A view that groups by the key needs the constraint: the merge goes on with the key in place."""
+    source.run_sql(sql.SQL("CREATE VIEW {} AS SELECT incident_id, category FROM {} GROUP BY incident_id")
+                   .format(sql.Identifier("core", f"{source.name}_by_key"), source.core))
+    before = primary_key(source)
+    stage_many(source, "first", merge.FIRST_LOAD_ROWS)
+
+    assert source.merge("first", "run_first") == merge.FIRST_LOAD_ROWS
+    assert primary_key(source) == before, "the same constraint: never dropped"
+    assert source.run_sql(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier("core", f"{source.name}_by_key"))) == [(merge.FIRST_LOAD_ROWS,)]
+
+
+def test_a_first_big_load_does_not_wait_for_an_analyst_reading_core(source):
+    """An analyst's open transaction on the empty core holds a lock dropping the key would wait
+    for: the merge waits a second at most, then merges with the key in place."""
+    before = primary_key(source)
+    stage_many(source, "first", merge.FIRST_LOAD_ROWS)
+    analyst = psycopg2.connect(libpq_dsn(source.url))
+    # a merge that waits for the analyst fails the test after 30 s, rather than hanging it
+    gives_up = threading.Timer(30, query, (source.url, "SELECT pg_terminate_backend(%s)", (analyst.get_backend_pid(),)))
+    try:
+        with analyst.cursor() as reading:
+            reading.execute(sql.SQL("SELECT count(*) FROM {}").format(source.core))
+            gives_up.start()
+            started = time.monotonic()
+            assert source.merge("first", "run_first") == merge.FIRST_LOAD_ROWS
+            assert time.monotonic() - started < 30
+            assert gives_up.is_alive(), "the analyst's transaction was still open while the merge ran"
+    finally:
+        gives_up.cancel()
+        analyst.close()
+    assert primary_key(source) == before
+    with db.transaction(source.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_setting('lock_timeout')")
+        assert cur.fetchone()[0] == "0", "the merge's short lock wait is its own"
