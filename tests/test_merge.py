@@ -640,23 +640,23 @@ def test_a_batch_the_gate_found_holding_each_key_once_merges_without_sorting(sou
 
 # ---- a first load builds core's key after its rows (merge._set_key_aside_for_first_load) --------
 
-def stage_many(source: Source, label: str, rows: int, *, doubled: str | None = None) -> None:
-    """`rows` generated rows in staging under the batch (and a second row for key `doubled`),
-    registered as a batch the gate validated, holding each key once by its word."""
+def stage_many(source: Source, label: str, rows: int, *, doubled: str | None = None, each_key_once: bool = True) -> None:
+    """`rows` generated rows in staging under the batch (and a second, later version of key
+    `doubled`), registered as a batch the gate validated (holding each key once, by its word)."""
     source.run_sql(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) SELECT %s, 'test', 'I-' || g, 'THEFT', "
                            "(g %% 10)::text, '2026-06-01', %s FROM generate_series(1, %s) AS g")
                    .format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
                    (source.batch(label), "2026-06-01T00:00:00+00:00", rows))
     if doubled:
         source.run_sql(sql.SQL("INSERT INTO {} (_batch_id, _origin, {}) VALUES (%s, 'test', %s, 'FRAUD', '2', "
-                               "'2026-06-01', '2026-06-01T00:00:00+00:00')")
+                               "'2026-06-01', '2026-06-02T00:00:00+00:00')")
                        .format(source.staging, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
                        (source.batch(label), doubled))
     source.register(label, "landed", "2026-06-01T00:00:00+00:00")
     source.run_sql(sql.SQL("UPDATE ops.batch SET rows_landed = %s WHERE batch_id = %s"),
                    (rows + bool(doubled), source.batch(label)))
     with db.transaction(source.url) as conn, conn.cursor() as cur:
-        batches.mark_validated(cur, source.batch(label), each_key_once=True)
+        batches.mark_validated(cur, source.batch(label), each_key_once=each_key_once)
 
 
 def primary_key(source: Source) -> tuple[int, str, str] | None:
@@ -699,6 +699,16 @@ def test_a_first_big_load_with_a_key_twice_fails_whole_and_keeps_the_key(source)
     assert primary_key(source) == before
     assert source.run_sql(sql.SQL("SELECT count(*) FROM {}").format(source.core)) == [(0,)]
     assert source.staged_count("doubled") == merge.FIRST_LOAD_ROWS + 1, "the batch's rows stay in staging"
+
+
+def test_a_first_big_load_merges_the_latest_version_of_a_record_read_twice(source):
+    """An incremental source's record read twice, in a batch the gate did not find holding each
+    key once: the first load keeps its latest version, as the merge does, and builds the key."""
+    stage_many(source, "edited", merge.FIRST_LOAD_ROWS, doubled="I-7", each_key_once=False)
+
+    assert source.merge("edited", "run_edited") == merge.FIRST_LOAD_ROWS
+    assert source.core_rows()["I-7"]["category"] == "FRAUD", "the version with the latest watermark wins"
+    assert primary_key(source)[1:] == (f"{source.name}_pkey", "PRIMARY KEY (incident_id)")
 
 
 def test_a_first_big_load_keeps_a_key_a_view_depends_on(source):
