@@ -379,6 +379,36 @@ def test_validate_casts_the_batch_only_when_landing_did_not_find_that_everything
         assert pipeline.merge(config, run_id=run_id, batch_id=batch_id)["rows_loaded"] == 20
 
 
+def test_the_gate_and_the_suite_share_one_count_of_the_batch_unless_rows_were_set_aside(wh, today, monkeypatch):
+    """The suite's conditions, the row-level rules' among them, are counted in one scan, which the
+    gate's rules and the suite's results both use; once the gate has set rows aside, the suite
+    counts what stays again, so its results are those of the rows that go on."""
+    from aim import row_scan
+
+    scans = []
+    spied = row_scan._try
+    monkeypatch.setattr(row_scan, "_try", lambda cur, statement: (
+        scans.append(statement) if "count(*) FILTER" in statement else None) or spied(cur, statement))
+    config = calls_source(max_rejected_share=0.05)
+    wh.deliver("calls_0.csv", calls(20, today - dt.timedelta(days=1), "a"))
+    run_id = wh.run_id(0)
+    clean = wh.start_and_land(config, run_id)
+    assert pipeline.validate(config, run_id=run_id, batch_id=clean)["rows_rejected"] == 0
+    assert len(scans) == 1, "one count of the batch for the gate and the suite together"
+    pipeline.merge(config, run_id=run_id, batch_id=clean)
+
+    scans.clear()
+    good, bad = rows_with_bad_units(97, today - dt.timedelta(days=1))
+    wh.deliver("calls_1.csv", good + bad)
+    run_id = wh.run_id(1)
+    rejecting = wh.start_and_land(config, run_id)
+    assert pipeline.validate(config, run_id=run_id, batch_id=rejecting)["rows_rejected"] == len(bad)
+    assert len(scans) == 2, "counted again once rows were set aside"
+    assert wh.query("SELECT success, unexpected_count FROM ops.quality_result WHERE batch_id = %s AND description = %s",
+                    (rejecting, UNITS_RULE)) == [(True, 0)], "the suite judged the rows that stayed"
+    assert wh.batch(rejecting)["status"] == "validated"
+
+
 def test_great_expectations_is_imported_while_the_gate_counts_its_rules(wh, today):
     """Importing Great Expectations takes about two seconds of CPU: `validate` starts it in the
     background as soon as it knows the batch has rows, so it overlaps with the gate's statements,

@@ -834,7 +834,7 @@ def test_a_regex_of_one_repeated_class_finds_what_postgresql_regex_finds(warehou
     expectation = ExpectationConfiguration(type="expect_column_values_to_match_regex",
                                            kwargs={"column": "v", "regex": regex})
     with db.transaction(warehouse) as conn, conn.cursor() as cur:
-        condition = scan_checks.scan_check(cur, expectation).unexpected
+        condition = scan_checks.scan_check(cur, expectation).condition.unexpected
         cur.execute(f"SELECT v, coalesce(({condition}), false), NOT (v ~ %s) FROM unnest(%s::text[]) AS t(v)",
                     (regex, values))
         found = cur.fetchall()

@@ -24,7 +24,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from aim import clock, row_scan
+from aim import clock, row_scan, scan_conditions
 from aim.generated_checks import cast_value_sql, quoted
 from aim.sources import SourceConfig
 from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
@@ -78,26 +78,30 @@ def _rule_sql(cur, config: SourceConfig, rule: RowRule, batch_id: str) -> str:
 
 
 def _rules_matching(cur, config: SourceConfig, rules: list[RowRule], batch_id: str,
-                    castable: list[tuple[str, str]] | None) -> list[RowRule]:
+                    castable: list[tuple[str, str]] | None,
+                    already_counted: dict[str, row_scan.RowCount] | None) -> list[RowRule]:
     """The rules that may match rows of the batch, in order: one scan counts every rule of the
-    usual shape (`aim.row_scan`), and only those that match, or that scan could not count
-    (another shape), are read row by row. A rule whose SQL fails is left to the suite, which
-    reports its error as a failed check."""
+    usual shape (`aim.row_scan`), none when `already_counted` holds them all, and only those that
+    match, or that scan could not count (another shape), are read row by row. A rule whose SQL
+    fails is left to the suite, which reports its error as a failed check."""
     conditions = [row_scan.condition_of(rule.query) for rule in rules]
-    counted = iter(row_scan.count_rows(cur, config.staging_table, batch_id, [c for c in conditions if c is not None],
-                                       config.typed_columns, castable))
+    shaped = [c for c in conditions if c is not None]
+    counted = iter(scan_conditions.known(already_counted, shaped) or row_scan.count_rows(
+        cur, config.staging_table, batch_id, shaped, config.typed_columns, castable))
     return [rule for rule, condition in zip(rules, conditions) if condition is None or next(counted).rows]
 
 
 def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: str, run_id: str,
-                landed: int, castable: list[tuple[str, str]] | None = None) -> tuple[int, list[dict]]:
+                landed: int, castable: list[tuple[str, str]] | None = None,
+                already_counted: dict[str, row_scan.RowCount] | None = None) -> tuple[int, list[dict]]:
     """Move the rows the rules match to `ops.rejected_row`, if their share is within the limit.
 
     Returns (rows rejected, results): one result per rule that matched rows, and one for the
     share as a whole (critical, failed when past the limit, in which case nothing moved).
+    `already_counted`: the batch's conditions counted as it is now (`aim.scan_conditions.count_suite`).
     """
     staging = qualified(config.staging_table)
-    matching = _rules_matching(cur, config, rules, batch_id, castable)
+    matching = _rules_matching(cur, config, rules, batch_id, castable, already_counted)
     matched: dict[str, int] = {}
     ids: set[int] = set()
     for rule in matching:

@@ -100,7 +100,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
     raises `QualityGateFailed`; core, the watermark and the exports are not touched. Warnings are
     recorded and the batch goes on.
     """
-    from aim import gate, row_scan
+    from aim import gate, row_scan, scan_conditions
     from aim.generated_checks import key_values_sql, suite_expectations
 
     url = settings.warehouse_url()
@@ -117,15 +117,23 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
         # which typed columns cast in every row: found once (by landing, when it could), for the gate's scan and the suite's
         castable = (list(config.typed_columns) if batch["typed_columns_cast"] else
                     row_scan.columns_that_cast(cur, config.staging_table, batch_id, config.typed_columns))
-        _, results = gate.reject_rows(
-            cur, config, gate.row_rules_from(suite_expectations(config, suite_path)), batch_id=batch_id, run_id=run_id,
-            landed=landed, castable=castable,
-        )
-        rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         # an incremental source's record read twice is two rows with one key: the merge sorts only then;
-        # a source whose primary key says no key comes twice (`keys_unique_at_source`) spares the gate's GROUP BY
+        # a source whose primary key says no key comes twice (`keys_unique_at_source`) spares the gate's GROUP BY.
+        # Found before rows are set aside: a key once in the batch is once in what stays of it
         key_once = bool(config.watermark_column) and (
             batch["keys_unique_at_source"] or gate.each_key_once(cur, config, batch_id, castable))
+        unique_values = key_values_sql(config) if key_once else None
+        expectations = suite_expectations(config, suite_path)
+        # every condition of the suite, the row-level rules' among them, counted in one scan while GX is imported
+        counted = scan_conditions.count_suite(cur, config, batch_id, expectations, castable=castable,
+                                              unique_values=unique_values) if landed else None
+        moved, results = gate.reject_rows(
+            cur, config, gate.row_rules_from(expectations), batch_id=batch_id, run_id=run_id,
+            landed=landed, castable=castable, already_counted=counted,
+        )
+        if moved:  # the batch has fewer rows than were counted: the suite counts again
+            counted = None
+        rejected = gate.rows_set_aside(cur, batch_id)  # a rerun counts what an earlier attempt set aside too
         results += gate.file_results(cur, batch_id=batch_id)
         results += gate.volume_results(cur, config, batch_id=batch_id) if landed else []
     with tempfile.TemporaryDirectory(prefix="aim-data-docs-") as site:
@@ -136,7 +144,7 @@ def validate(config: SourceConfig, *, run_id: str, batch_id: str) -> dict[str, A
             log.info("Great Expectations: %s", "loaded by the worker before this task" if preloaded else
                      f"imported by this task (waited {time.perf_counter() - waited:.1f} s after the gate's checks)")
             outcome = quality.validate_batch(url, config, batch_id=batch_id, data_docs=Path(site), castable=castable,
-                                             unique_values=key_values_sql(config) if key_once else None)
+                                             unique_values=unique_values, already_counted=counted)
             docs_page = quality_report.publish_data_docs(target, config.source, Path(site))
         else:
             outcome, docs_page = gate.ValidationOutcome(suite=Path(config.expectation_suite).stem), None

@@ -160,7 +160,8 @@ def _restate(result) -> None:
 
 
 def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str, data_docs: Path | None = None,
-                   castable: list[tuple[str, str]] | None = None, unique_values: str | None = None) -> ValidationOutcome:
+                   castable: list[tuple[str, str]] | None = None, unique_values: str | None = None,
+                   already_counted: dict | None = None) -> ValidationOutcome:
     """Run the source's suite (generated checks, then the file's rules: `build_suite`) on one
     landed batch of `staging.<source>`; returns every result, in suite order. The expectations
     `aim.scan_checks` evaluates (row queries, not-null, value sets, regexes) are counted in one
@@ -168,7 +169,9 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str, d
 
     With `data_docs`, also builds GX Data Docs (HTML) for this validation into that folder.
     `castable`: the typed columns already known to cast in the batch (`aim.row_scan.columns_that_cast`);
-    `unique_values`: values no two of its rows share (`aim.gate.each_key_once`).
+    `unique_values`: values no two of its rows share (`aim.gate.each_key_once`);
+    `already_counted`: the suite's conditions counted on the batch as it is (`aim.scan_conditions.count_suite`),
+    which spares the scan.
     Raises `SuiteError` when the suite file is unusable; a failing expectation is an outcome,
     not an exception.
     """
@@ -179,7 +182,8 @@ def validate_batch(warehouse_url: str, config: SourceConfig, *, batch_id: str, d
         checks = {i: check for i, e in enumerate(everything) if (check := scan_checks.scan_check(cur, e)) is not None}
         evaluated = dict(zip(checks, scan_checks.evaluate(cur, config.staging_table, batch_id, list(checks.values()),
                                                           typed=config.typed_columns, result_format=RESULT_FORMAT,
-                                                          castable=castable, unique_values=unique_values)))
+                                                          castable=castable, unique_values=unique_values,
+                                                          already_counted=already_counted)))
     suite = gx.ExpectationSuite(name=built.name, meta=built.meta,  # the rest, for GX to run
                                 expectations=[e for i, e in enumerate(built.expectations) if i not in evaluated])
     context = gx.get_context(mode="ephemeral")
