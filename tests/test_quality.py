@@ -689,6 +689,29 @@ def test_a_parse_function_of_a_column_that_casts_is_counted_as_the_cast(warehous
         assert ("ops.try_timestamp(read_at)" in scan) == (label == "one-does-not"), "the cast only where every value casts"
 
 
+def test_the_platforms_clock_is_read_once_per_scan_not_once_per_row(warehouse, batch, clock, scan_statements):
+    """`ops.clock_now()` and `ops.local_now()` hold one value per statement, yet written in a
+    condition PostgreSQL evaluates them for every row (0.3 s of CPU per 1M rows for the local
+    time): the scan reads each once, as a subquery, and counts the same rows."""
+    config = meters_source()
+    rows = with_value(meter_rows(40, clock), 3, "updated_at", (clock + dt.timedelta(hours=2)).isoformat())
+    batch_id = batch("clock")
+    stage(warehouse, batch_id, [tuple(r) for r in rows], config)
+    conditions = ["updated_at::timestamptz > ops.clock_now()",
+                  "updated_at::timestamptz AT TIME ZONE 'America/Chicago' > ops.local_now()"]
+    with db.transaction(warehouse) as conn, conn.cursor() as cur:
+        counted = row_scan.count_rows(cur, config.staging_table, batch_id, conditions, config.typed_columns)
+        assert [c.rows for c in counted] == [2, 2], "the row 2 hours ahead and the one 200 s ahead, by the suite's clock"
+        cur.execute("EXPLAIN (FORMAT JSON) " + scan_statements[-1])
+        plan = cur.fetchone()[0][0]["Plan"]
+    once, nodes = [], [plan]
+    while nodes:
+        node = nodes.pop()
+        once += [node["Subplan Name"]] if node.get("Subplan Name", "").startswith("InitPlan") else []
+        nodes.extend(node.get("Plans", []))
+    assert len(once) == 2, f"each clock read once, before the scan: {once}"
+
+
 def test_the_cast_rules_of_columns_whose_every_value_casts_cost_no_scan(warehouse, batch, clock, scan_statements):
     """A cast rule (the value there, not casting) of a column whose every value casts is 0 rows:
     after the whole-batch cast that found it so, the batch is not read again to count it."""

@@ -40,6 +40,10 @@ from aim.tables import BATCH_COLUMN, ORIGIN_COLUMN, ROW_ID_COLUMN, qualified
 _SIMPLE = re.compile(r"^\s*select\s+\*\s+from\s+\{batch\}\s+where\s+(?P<condition>.+?)\s*;?\s*$", re.I | re.S)
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 _INNERMOST = re.compile(r"\([^()]*\)")
+# The platform's clock (migration 0014): STABLE, so one value per statement, but PostgreSQL inlines
+# it and evaluates it for every row (`ops.local_now()`: a setting read and a time zone conversion,
+# 0.3 s of CPU per 1M rows). As a subquery it is evaluated once per scan, with the same value.
+_ONCE_PER_STATEMENT = [(call, f"(SELECT {call})") for call in ("ops.clock_now()", "ops.local_now()")]
 # The parse functions (migration 0003: NULL where the text does not parse), by the type they give.
 _PARSERS = {"timestamp": "ops.try_timestamp", "numeric": "ops.try_numeric"}
 _SUBQUERY = re.compile(r"\bselect\b", re.I)
@@ -145,7 +149,8 @@ def count_rows(cur, table: tuple[str, str], batch_id: str, conditions: list[str]
 
     def filled(template: str) -> str:  # run without parameters: % is no placeholder
         text = template.format(batch=batch)
-        for call, value in replaced + ([] if _SUBQUERY.search(_LITERAL.sub("''", text)) else parsed):
+        for call, value in _ONCE_PER_STATEMENT + replaced + ([] if _SUBQUERY.search(_LITERAL.sub("''", text))
+                                                            else parsed):
             text = text.replace(call, value)
         return text
 
