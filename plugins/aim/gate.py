@@ -103,7 +103,7 @@ def reject_rows(cur, config: SourceConfig, rules: list[RowRule], *, batch_id: st
     staging = qualified(config.staging_table)
     matching = _rules_matching(cur, config, rules, batch_id, castable, already_counted)
     matched: dict[str, int] = {}
-    ids: set[int] = set()
+    ids: set[str] = set()  # the rows' ctids
     for rule in matching:
         cur.execute(f"SELECT {ROW_ID_COLUMN} FROM ({_rule_sql(cur, config, rule, batch_id)}) AS bad")
         found = {r[0] for r in cur.fetchall()}

@@ -198,10 +198,10 @@ def _set_key_aside_for_first_load(cur, config: SourceConfig, rows: int) -> sql.C
     primary key and return the statement that builds it again, to run once the batch's rows are
     in (by `first_load_statement`: core is empty). Building the key's index once from the loaded
     rows is cheaper than inserting every row into it (at 1M rows, about 0.7 s of the merge's
-    3.5 s). Only when nothing needs the constraint (a view
-    grouping by the key, a foreign key: the merge goes on with the key in place) and when core's
-    exclusive lock is free within `KEY_LOCK_TIMEOUT` (an analyst reading the empty table is not
-    waited for). Runs inside the merge's savepoint: a failed merge puts the key back."""
+    3.5 s). Only when nothing needs the constraint (a view grouping by the key, a foreign key:
+    the merge goes on with the key in place) and when core's exclusive lock is free within
+    `KEY_LOCK_TIMEOUT` (an analyst reading the empty table is not waited for). Runs inside the
+    merge's savepoint: a failed merge puts the key back."""
     if rows < FIRST_LOAD_ROWS:
         return None
     core = qualified(config.core_table)

@@ -59,7 +59,6 @@ logging.getLogger("great_expectations.data_context.types.base").setLevel(logging
 warnings.filterwarnings("ignore", category=GxDatasourceWarning)
 
 
-
 def _compile_data_docs_templates_once() -> None:
     """GX makes a new Jinja environment for every Data Docs view it renders, so every validation
     compiled GX's 51 page templates again (0.4 s of a 1M-row validation's 1.3 s in GX). Each view's

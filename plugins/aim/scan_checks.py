@@ -21,6 +21,7 @@ from typing import Any
 from great_expectations.core import ExpectationValidationResult
 from great_expectations.expectations.expectation import _format_map_output  # GX's own SUMMARY shape
 from great_expectations.expectations.expectation_configuration import parse_result_format
+
 from aim import row_scan
 from aim.scan_conditions import ScanCondition, counted, known, scan_condition
 
@@ -76,7 +77,8 @@ def _row_query_result(cur, table, batch_id, check: ScanCheck, unexpected: int, s
     gives them only in its COMPLETE format, which reads them all)."""
     result: dict[str, Any] = {"observed_value": unexpected}
     if unexpected:
-        result["details"] = {"unexpected_rows": row_scan.sample_rows(cur, table, batch_id, check.condition.unexpected, sample_size)}
+        result["details"] = {"unexpected_rows": row_scan.sample_rows(cur, table, batch_id, check.condition.unexpected,
+                                                                     sample_size)}
     return ExpectationValidationResult(success=unexpected == 0, expectation_config=check.expectation, result=result)
 
 
@@ -85,15 +87,17 @@ def _map_result(cur, table, batch_id, check: ScanCheck, total: int, unexpected: 
     """As GX's column map expectations state it: success when the share of judged rows that are
     unexpected is within `mostly` (vacuously, when none is judged), counts and percentages, and a
     sample of the unexpected values."""
-    judged = total if check.condition.nulls_judged else total - nulls
+    condition = check.condition
+    judged = total if condition.nulls_judged else total - nulls
     mostly = check.expectation.kwargs.get("mostly", 1)
     success = judged == 0 or (judged - unexpected) / judged >= mostly
     values = []
     if unexpected:
-        values = row_scan.sample_values(cur, table, batch_id, check.condition.column, check.condition.unexpected, sample_size)
+        values = row_scan.sample_values(cur, table, batch_id, condition.column, condition.unexpected, sample_size)
     formatted = _format_map_output(
         result_format=parse_result_format(result_format), success=success, element_count=total,
-        nonnull_count=None if check.condition.nulls_judged else total - nulls, unexpected_count=unexpected, unexpected_list=values,
+        nonnull_count=None if condition.nulls_judged else total - nulls, unexpected_count=unexpected,
+        unexpected_list=values,
     )
     return ExpectationValidationResult(success=success, expectation_config=check.expectation,
                                        result=formatted.get("result", {}))
