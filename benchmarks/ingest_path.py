@@ -489,7 +489,7 @@ def docs_section(summaries: list[dict], info: dict) -> str:
         "Per size, `--repeats` times, each measurement in a fresh process (its peak RSS is its own), after a `CHECKPOINT` (so that none pays for writing out what the one before it wrote):",
         "",
         "- **raw pipe** (the limit): `COPY (SELECT ...) TO STDOUT` of the source streamed, chunk by chunk, "
-        "into `COPY ... FROM STDIN` of a staging-shaped table (all text), through psycopg 3;",
+        "into `COPY ... FROM STDIN` of a staging-shaped table (all text), through psycopg 3 (the table is dropped, untimed, once measured, so the platform run that follows in the same warehouse does not share the server with its rows);",
         "- **platform on a Celery worker**: the ingest DAG's task bodies (`aim.pipeline`: `start_run` on a warehouse "
         "already migrated, `extract_and_land`, `validate`, `merge`, `finish_run`), called as the DAG "
         "calls them, without Airflow's process start-up, as a Celery worker of the deployed stack "
@@ -498,7 +498,7 @@ def docs_section(summaries: list[dict], info: dict) -> str:
         "(`aim.celery_worker`); the step rows are this run's;",
         "- **platform in a fresh process**: the same tasks in a process that imported nothing first, as "
         "under `airflow dags test` or the LocalExecutor: `validate` imports Great Expectations itself "
-        "(only when the batch has rows to check), in the background while the gate's statements run;",
+        "(only when the batch has rows to check), in the background while the gate's statements and the one count of the suite's conditions run;",
         "- **no-change rerun**: the same tasks in a new run, nothing new at the source (it re-reads the "
         "overlap window behind the watermark);",
         f"- **dlt {dlt_used['dlt']}**, in its own virtualenv (`benchmarks/.venv-dlt`): `sql_table` "
