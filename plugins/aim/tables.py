@@ -16,9 +16,9 @@ from aim.sources import SourceConfig
 
 BATCH_COLUMN = "_batch_id"
 ORIGIN_COLUMN = "_origin"
-ROW_ID_COLUMN = "_row_id"  # identifies a staged row, so a row-level rule can set it aside
+ROW_ID_COLUMN = "_row_id"  # a staged row's ctid, as the batch subquery names it, so a row-level rule can set it aside
 TRACE_COLUMNS = ("_batch_id", "_run_id", "_loaded_at")
-TABLES_LAYOUT = 2  # the layout `ensure_tables` makes: change it with what ensure_tables does
+TABLES_LAYOUT = 3  # the layout `ensure_tables` makes: change it with what ensure_tables does (3: no _row_id, BRIN)
 
 
 def qualified(schema_table: tuple[str, str]) -> sql.Identifier:
