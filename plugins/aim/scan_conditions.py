@@ -64,6 +64,9 @@ _ONE_CLASS_REPEATED = re.compile(r"\^(\[\^?[A-Za-z0-9_-]+\]|\\[dDwWsS]|\.)\{(\d+
 # with each run's count as `*` (0.5 s): the runs can only fall where the counts put them when
 # no two runs are side by side and a literal between runs is in no class of the pattern, so the
 # literals are where `LIKE` put them.
+# A bracket expression of single characters and ascending ranges of one kind (`[A-Z0-9_-]`), which
+# PostgreSQL and Python read alike; anything else (`[9-0]`, `[a-c-e]`) is left for PostgreSQL to judge.
+_PLAIN_BRACKET = re.compile(r"\[(?:[0-9](?:-[0-9])?|[A-Z](?:-[A-Z])?|[a-z](?:-[a-z])?|_)+-?\]")
 _RUN_OR_LITERAL = re.compile(r"(?P<run>\[[A-Za-z0-9_-]+\]|\\[dDwWsS]|\.)(?:\{(?P<count>\d+)\})?"
                              r"|(?P<literal>\\[-.^$\[\]()|*+?{}\\/]|[ -~](?<![.^$\[\]()|*+?{}\\]))")
 
@@ -82,6 +85,11 @@ def _fixed_width(regex: str) -> tuple[str, str] | None:
         atoms.append(atom)
         at = atom.end()
     runs = [a for a in atoms if a.group("run")]
+    for run in runs:
+        bracket = run.group("run")
+        if bracket.startswith("[") and not (_PLAIN_BRACKET.fullmatch(bracket) and all(
+                low <= high for low, high in re.findall(r"(\w)-(\w)", bracket))):
+            return None
     counts = [int(a.group("count") or 1) for a in runs]
     if not counts or max(counts) < 2 or max(counts) > _MOST_REPEATS:
         return None
