@@ -747,3 +747,29 @@ def test_a_first_big_load_does_not_wait_for_an_analyst_reading_core(source):
     with db.transaction(source.url) as conn, conn.cursor() as cur:
         cur.execute("SELECT current_setting('lock_timeout')")
         assert cur.fetchone()[0] == "0", "the merge's short lock wait is its own"
+
+
+def test_a_first_big_load_does_not_wait_for_a_validation_reading_staging(source):
+    """A validation's open transaction has read staging (as the gate does, before it reads core):
+    the merge does not take core's exclusive lock and then wait for staging's (a deadlock with a
+    validation that reads core next); it merges with the key in place."""
+    before = primary_key(source)
+    stage_many(source, "first", merge.FIRST_LOAD_ROWS)
+    validation = psycopg2.connect(libpq_dsn(source.url))
+    try:
+        with validation.cursor() as reading:
+            reading.execute(sql.SQL("SELECT count(*) FROM {}").format(source.staging))
+            merged = threading.Thread(target=lambda: source.merge("first", "run_first"))
+            merged.start()
+            wait_until(source.url, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                       (f"staging.{source.name}",), "the merge never reached staging")
+            time.sleep(float(merge.KEY_LOCK_TIMEOUT.removesuffix("s")) + 0.5)  # the merge gives up waiting first
+            reading.execute(sql.SQL("SELECT count(*) FROM {}").format(source.core))  # core is not held against it
+            assert reading.fetchone() == (0,)
+        validation.rollback()
+        merged.join(timeout=60)
+    finally:
+        validation.close()
+    assert not merged.is_alive()
+    assert primary_key(source) == before, "the key was never dropped"
+    assert source.run_sql(sql.SQL("SELECT count(*) FROM {}").format(source.core)) == [(merge.FIRST_LOAD_ROWS,)]

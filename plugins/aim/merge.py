@@ -199,9 +199,11 @@ def _set_key_aside_for_first_load(cur, config: SourceConfig, rows: int) -> sql.C
     in (by `first_load_statement`: core is empty). Building the key's index once from the loaded
     rows is cheaper than inserting every row into it (at 1M rows, about 0.7 s of the merge's
     3.5 s). Only when nothing needs the constraint (a view grouping by the key, a foreign key:
-    the merge goes on with the key in place) and when core's exclusive lock is free within
-    `KEY_LOCK_TIMEOUT` (an analyst reading the empty table is not waited for). Runs inside the
-    merge's savepoint: a failed merge puts the key back."""
+    the merge goes on with the key in place), when the merging role owns core and when core's exclusive lock is free within
+    `KEY_LOCK_TIMEOUT` (an analyst reading the empty table is not waited for), as is staging's,
+    taken first (a landing or validation reading it is not waited for either). Until the merge
+    commits, readers of core and staging wait for it. Runs inside the merge's savepoint: a failed
+    merge puts the key back."""
     if rows < FIRST_LOAD_ROWS:
         return None
     core = qualified(config.core_table)
@@ -219,8 +221,12 @@ def _set_key_aside_for_first_load(cur, config: SourceConfig, rows: int) -> sql.C
     cur.execute("SAVEPOINT aim_key")
     try:
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (KEY_LOCK_TIMEOUT,))
+        # staging first, as `clear_batch` will lock it: holding core's exclusive lock while waiting
+        # for staging could deadlock with a validation that reads staging and then core
+        cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(qualified(config.staging_table)))
         cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(core, name))
-    except (psycopg2.errors.DependentObjectsStillExist, psycopg2.errors.LockNotAvailable):
+    except (psycopg2.errors.DependentObjectsStillExist, psycopg2.errors.LockNotAvailable,
+            psycopg2.errors.InsufficientPrivilege):  # a role that may merge into core but does not own it
         cur.execute("ROLLBACK TO SAVEPOINT aim_key")  # lock_timeout back as it was, too
         return None
     cur.execute("RELEASE SAVEPOINT aim_key")
