@@ -305,6 +305,24 @@ def test_data_docs_templates_are_compiled_once_not_for_every_validation(warehous
     assert all(batch_id in page and "zip" in page for batch_id, page in pages), "each page shows its validation"
 
 
+def test_data_docs_are_built_when_the_template_cache_folder_was_removed(warehouse, tmp_path, batch, monkeypatch):
+    """A long-running worker outlives a clean-up of the temp directory: its templates are compiled
+    again, and the validation's Data Docs are built as ever."""
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    cache = DefaultJinjaView().env.bytecode_cache
+    monkeypatch.setattr(cache, "directory", str(tmp_path / "removed"))  # a folder no longer there
+    config = load_source_config(sources_dir() / "mhd_lead_tests.yaml")
+    batch_id = batch("docs-no-cache")
+    stage(warehouse, batch_id, [("2026-05", "53206", "1-2 years", "40", "3", None)], config)
+
+    outcome = quality.validate_batch(warehouse, config, batch_id=batch_id, data_docs=tmp_path / "docs")
+
+    assert outcome.success
+    [page] = (tmp_path / "docs" / "validations").rglob("*.html")
+    assert batch_id in page.read_text(encoding="utf-8")
+
+
 # ---- checks generated from the configuration -----------------------------------------------------
 
 METERS = "qa_meters"

@@ -65,12 +65,20 @@ def _compile_data_docs_templates_once() -> None:
     environment gets Jinja's own bytecode cache on disk instead (a folder of the temp directory
     private to the user, keyed by each template's source), so a template is compiled once per
     machine, by whichever task or worker process renders it first. Without that folder (another
-    user's, not writable), views compile as GX made them."""
+    user's, not writable), views compile as GX made them; a template that cannot be stored (the
+    folder removed since, by a clean-up of the temp directory) is compiled again next time."""
     from great_expectations.render.view.view import DefaultJinjaView
     from jinja2 import FileSystemBytecodeCache
 
+    class StoredWhenPossible(FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError as err:
+                log.warning("Data Docs template %s: compiled, not stored (%s)", bucket.key, err)
+
     try:
-        cache = FileSystemBytecodeCache()
+        cache = StoredWhenPossible()
     except (OSError, RuntimeError) as err:
         log.warning("Data Docs templates: compiled for every validation (no bytecode cache: %s)", err)
         return
