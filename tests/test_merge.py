@@ -763,7 +763,7 @@ def test_a_first_big_load_does_not_wait_for_a_validation_reading_staging(source)
             merged.start()
             wait_until(source.url, "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
                        (f"staging.{source.name}",), "the merge never reached staging")
-            time.sleep(float(merge.KEY_LOCK_TIMEOUT.removesuffix("s")) + 0.5)  # the merge gives up waiting first
+            time.sleep(float(merge.KEY_LOCK_TIMEOUT.removesuffix("s")) + 2)  # the merge gives up waiting first
             reading.execute(sql.SQL("SELECT count(*) FROM {}").format(source.core))  # core is not held against it
             assert reading.fetchone() == (0,)
         validation.rollback()
